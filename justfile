@@ -1,0 +1,41 @@
+# nanoactor tasks. `just` is optional: every recipe is a plain go command.
+# Install: npm install -g rust-just
+
+default:
+    @just --list
+
+# start the broker on the embedded default configuration (or pass --config FILE)
+run *ARGS:
+    go run ./cmd/nanoactor start {{ARGS}}
+
+# the whole test suite (the README's test command)
+test:
+    go test ./...
+
+# the test suite under the race detector
+test-race:
+    go test -race -count=1 ./...
+
+# fuzz every target for TIME each (default 2m)
+fuzz TIME="2m":
+    go test ./protocol -run '^$' -fuzz '^FuzzReader$' -fuzztime {{TIME}}
+    go test ./protocol -run '^$' -fuzz '^FuzzDecode$' -fuzztime {{TIME}}
+    go test ./protocol/topic -run '^$' -fuzz '^FuzzIndex$' -fuzztime {{TIME}}
+    go test ./protocol/topic -run '^$' -fuzz '^FuzzValidate$' -fuzztime {{TIME}}
+
+# Go benchmarks of the hot paths
+bench PKG="./..." TIME="1s":
+    go test -run '^$' -bench . -benchmem -benchtime {{TIME}} {{PKG}}
+
+# formatting and vet
+lint:
+    test -z "$(gofmt -l .)" || (gofmt -l . && exit 1)
+    go vet ./...
+
+# integration tests against independent clients (mosquitto_pub/sub, MQTT.js when installed)
+interop:
+    NANOACTOR_REQUIRE_PEERS=1 go test -count=1 ./integration/...
+
+# CI as it runs on a fresh machine
+ci:
+    bash .ci/run
