@@ -39,6 +39,28 @@ func New(t Type) Packet {
 	switch t {
 	case TypePuback, TypePubrec, TypePubrel, TypePubcomp:
 		return &Ack{Kind: t}
+	case TypePublish:
+		return &Publish{}
+	case TypeSubscribe:
+		return &Subscribe{}
+	case TypeSuback:
+		return &Suback{}
+	case TypeUnsubscribe:
+		return &Unsubscribe{}
+	case TypeUnsuback:
+		return &Unsuback{}
+	case TypePingreq:
+		return &Pingreq{}
+	case TypePingresp:
+		return &Pingresp{}
+	case TypeConnect:
+		return &Connect{}
+	case TypeConnack:
+		return &Connack{}
+	case TypeDisconnect:
+		return &Disconnect{}
+	case TypeAuth:
+		return &Auth{}
 	}
 	return nil
 }

@@ -1,0 +1,477 @@
+package topic
+
+import (
+	"hash/maphash"
+	"slices"
+	"strings"
+	"sync/atomic"
+)
+
+// Index maps topic filters to subscriptions. A subscription is identified by
+// its filter string and a key K (for instance a session id); it carries a
+// value V (for instance QoS, No Local, Retain As Published and the
+// subscription identifier), which a later Subscribe with the same filter and
+// key replaces.
+//
+// Concurrency: exactly one goroutine, the owner, calls Subscribe,
+// Unsubscribe and Batch; they never block. Any goroutine may call Snapshot at
+// any time and match against the result without locks; a Snapshot never
+// changes once published.
+//
+// Changes copy only the nodes on the changed path (path copying, with the
+// child and subscriber maps themselves persistent hash tries), so a change
+// costs O(levels × log32 fan-out), whatever the index size, and leaves
+// earlier snapshots intact. Inside a Batch, nodes created since the last
+// publish are changed in place, which makes bulk loading as cheap as
+// building a mutable trie.
+//
+// The zero Index is not usable; call New.
+type Index[K comparable, V any] struct {
+	root  *node[K, V] // working tree; equal to the published one outside Batch
+	n     int         // subscriptions in root
+	epoch uint64      // nodes with this epoch are unpublished and writable
+	batch int         // nesting depth of Batch
+	dirty bool        // root differs from the published snapshot
+	seed  maphash.Seed
+	mask  uint64 // applied to every hash; all ones except in collision tests
+	snap  atomic.Pointer[Snapshot[K, V]]
+}
+
+// Snapshot is an immutable view of an Index at one publish. All its methods
+// are safe for concurrent use by any number of goroutines, hold no lock and
+// do not allocate. Keeping a Snapshot keeps its nodes reachable.
+type Snapshot[K comparable, V any] struct {
+	root *node[K, V]
+	n    int
+	seed maphash.Seed
+	mask uint64
+}
+
+// Group is the set of members of one shared subscription: the sessions that
+// subscribed to "$share/{Name}/{Filter}". A published Group is immutable; a
+// change to its members publishes a new Group value, so the broker keys any
+// per-group state (a round-robin cursor) by Name and Filter, not by pointer.
+type Group[K comparable, V any] struct {
+	epoch   uint64
+	name    string
+	filter  string
+	members []member[K, V]
+}
+
+type member[K comparable, V any] struct {
+	key K
+	val V
+}
+
+// Name returns the share name.
+func (g *Group[K, V]) Name() string { return g.name }
+
+// Filter returns the inner topic filter, without "$share/{Name}/".
+func (g *Group[K, V]) Filter() string { return g.filter }
+
+// Len returns the number of members, at least 1.
+func (g *Group[K, V]) Len() int { return len(g.members) }
+
+// At returns member i, 0 <= i < Len(). Members keep the order in which they
+// joined.
+func (g *Group[K, V]) At(i int) (key K, val V) {
+	m := &g.members[i]
+	return m.key, m.val
+}
+
+// node is the trie node of one topic level. kids holds the literal children,
+// plus the '+' child; end holds the subscriptions whose filter ends at this
+// node, multi those whose filter ends with a '#' level right below it.
+type node[K comparable, V any] struct {
+	epoch uint64
+	kids  hmap[string, *node[K, V]]
+	plus  *node[K, V]
+	end   *leaf[K, V]
+	multi *leaf[K, V]
+}
+
+// leaf holds the subscriptions of one filter: ordinary ones by key, and the
+// shared groups on that filter sorted by name.
+type leaf[K comparable, V any] struct {
+	epoch  uint64
+	subs   hmap[K, V]
+	groups []*Group[K, V]
+}
+
+// New returns an empty Index. Its Snapshot is usable at once.
+func New[K comparable, V any]() *Index[K, V] {
+	return newIndex[K, V](^uint64(0))
+}
+
+// newIndex lets tests shrink every hash to a few bits to exercise collisions.
+func newIndex[K comparable, V any](mask uint64) *Index[K, V] {
+	x := &Index[K, V]{epoch: 1, seed: maphash.MakeSeed(), mask: mask}
+	x.dirty = true
+	x.publish()
+	return x
+}
+
+// Snapshot returns the latest published view. Any goroutine may call it; it
+// does not block or allocate.
+func (x *Index[K, V]) Snapshot() *Snapshot[K, V] { return x.snap.Load() }
+
+// Subscribe adds the subscription (filter, key) with value val, or replaces
+// the value if it exists, and reports whether it was added. A filter
+// "$share/{group}/{inner}" adds key as a member of that shared group on
+// inner. It returns an error matching ErrInvalidFilter, and changes nothing,
+// if the filter is not valid (see ValidFilter).
+//
+// Owner only. Outside Batch the change is published before Subscribe
+// returns: a Snapshot taken afterwards, by any goroutine, matches it (so the
+// broker subscribes before it sends SUBACK or retained messages). The index
+// keeps parts of filter.
+func (x *Index[K, V]) Subscribe(filter string, key K, val V) (added bool, err error) {
+	group, inner, shared, err := parseShared(filter)
+	if err != nil {
+		return false, err
+	}
+	var op func(*leaf[K, V]) (*leaf[K, V], bool)
+	if shared {
+		op = func(l *leaf[K, V]) (*leaf[K, V], bool) {
+			l = x.editLeaf(l)
+			i, found := slices.BinarySearchFunc(l.groups, group, func(g *Group[K, V], name string) int {
+				return strings.Compare(g.name, name)
+			})
+			if !found {
+				g := &Group[K, V]{epoch: x.epoch, name: group, filter: inner, members: []member[K, V]{{key, val}}}
+				l.groups = slices.Insert(l.groups, i, g)
+				added = true
+				return l, true
+			}
+			g := x.editGroup(l.groups[i])
+			l.groups[i] = g
+			if j := g.find(key); j >= 0 {
+				g.members[j].val = val
+			} else {
+				g.members = append(g.members, member[K, V]{key, val})
+				added = true
+			}
+			return l, true
+		}
+	} else {
+		op = func(l *leaf[K, V]) (*leaf[K, V], bool) {
+			l = x.editLeaf(l)
+			added = l.subs.set(x.epoch, x.hashKey(key), key, val, x.hashKey)
+			return l, true
+		}
+		inner = filter
+	}
+	x.root, _ = x.update(x.root, inner, op)
+	if added {
+		x.n++
+	}
+	x.changed()
+	return added, nil
+}
+
+// Unsubscribe removes the subscription (filter, key), or the membership of
+// key in the shared group a "$share/..." filter names, and reports whether it
+// existed. Nodes left empty are pruned. It returns an error matching
+// ErrInvalidFilter if the filter is not valid.
+//
+// Owner only. Outside Batch the change is published before it returns.
+func (x *Index[K, V]) Unsubscribe(filter string, key K) (removed bool, err error) {
+	group, inner, shared, err := parseShared(filter)
+	if err != nil {
+		return false, err
+	}
+	var op func(*leaf[K, V]) (*leaf[K, V], bool)
+	if shared {
+		op = func(l *leaf[K, V]) (*leaf[K, V], bool) {
+			if l == nil {
+				return nil, false
+			}
+			i, found := slices.BinarySearchFunc(l.groups, group, func(g *Group[K, V], name string) int {
+				return strings.Compare(g.name, name)
+			})
+			if !found {
+				return l, false
+			}
+			j := l.groups[i].find(key)
+			if j < 0 {
+				return l, false
+			}
+			l = x.editLeaf(l)
+			if len(l.groups[i].members) == 1 {
+				l.groups = slices.Delete(l.groups, i, i+1)
+			} else {
+				g := x.editGroup(l.groups[i])
+				g.members = slices.Delete(g.members, j, j+1)
+				l.groups[i] = g
+			}
+			return l.pruned(), true
+		}
+	} else {
+		op = func(l *leaf[K, V]) (*leaf[K, V], bool) {
+			if l == nil {
+				return nil, false
+			}
+			h := x.hashKey(key)
+			if _, ok := l.subs.get(h, key); !ok {
+				return l, false
+			}
+			l = x.editLeaf(l)
+			l.subs.del(x.epoch, h, key)
+			return l.pruned(), true
+		}
+		inner = filter
+	}
+	x.root, removed = x.update(x.root, inner, op)
+	if removed {
+		x.n--
+		x.changed()
+	}
+	return removed, nil
+}
+
+// Batch calls fn, in which the owner makes any number of Subscribe and
+// Unsubscribe calls, and publishes their combined result once when fn
+// returns (or panics). Snapshots taken while fn runs show the state before
+// the batch. Batches nest; the outermost one publishes. Owner only.
+//
+// Use it to load many subscriptions at once (a restart rebuilding the index,
+// a SUBSCRIBE with many filters): nodes created inside the batch are
+// changed in place instead of copied.
+func (x *Index[K, V]) Batch(fn func()) {
+	x.batch++
+	defer func() {
+		x.batch--
+		if x.batch == 0 {
+			x.publish()
+		}
+	}()
+	fn()
+}
+
+func (x *Index[K, V]) changed() {
+	x.dirty = true
+	if x.batch == 0 {
+		x.publish()
+	}
+}
+
+// publish makes the working tree visible and freezes it: from now on every
+// node of it is copied before a change.
+func (x *Index[K, V]) publish() {
+	if !x.dirty {
+		return
+	}
+	x.snap.Store(&Snapshot[K, V]{root: x.root, n: x.n, seed: x.seed, mask: x.mask})
+	x.epoch++
+	x.dirty = false
+}
+
+func (x *Index[K, V]) hashKey(k K) uint64 { return maphash.Comparable(x.seed, k) & x.mask }
+
+func (x *Index[K, V]) hashLevel(s string) uint64 { return maphash.String(x.seed, s) & x.mask }
+
+// update applies op to the leaf that the levels of rest designate below n
+// (n == nil stands for an empty node) and returns n's replacement, nil if
+// it became empty. When op reports no change, update returns n, false and
+// copies nothing. rest is a valid filter.
+func (x *Index[K, V]) update(n *node[K, V], rest string, op func(*leaf[K, V]) (*leaf[K, V], bool)) (*node[K, V], bool) {
+	level, tail, more := cut(rest)
+	if level == "#" { // always the last level of a valid filter
+		var l *leaf[K, V]
+		if n != nil {
+			l = n.multi
+		}
+		l, ok := op(l)
+		if !ok {
+			return n, false
+		}
+		n = x.editNode(n)
+		n.multi = l
+		return n.pruned(), true
+	}
+	plus := level == "+"
+	var child *node[K, V]
+	var h uint64
+	if !plus {
+		h = x.hashLevel(level)
+	}
+	if n != nil {
+		if plus {
+			child = n.plus
+		} else {
+			child, _ = n.kids.get(h, level)
+		}
+	}
+	var next *node[K, V]
+	if more {
+		var ok bool
+		if next, ok = x.update(child, tail, op); !ok {
+			return n, false
+		}
+	} else {
+		var l *leaf[K, V]
+		if child != nil {
+			l = child.end
+		}
+		l, ok := op(l)
+		if !ok {
+			return n, false
+		}
+		next = x.editNode(child)
+		next.end = l
+		next = next.pruned()
+	}
+	n = x.editNode(n)
+	switch {
+	case plus:
+		n.plus = next
+	case next == nil:
+		n.kids.del(x.epoch, h, level)
+	case next != child: // an unchanged pointer was edited in place
+		n.kids.set(x.epoch, h, level, next, x.hashLevel)
+	}
+	return n.pruned(), true
+}
+
+// editNode returns n if it is unpublished, else a writable copy; nil yields
+// a new empty node.
+func (x *Index[K, V]) editNode(n *node[K, V]) *node[K, V] {
+	if n == nil {
+		return &node[K, V]{epoch: x.epoch}
+	}
+	if n.epoch == x.epoch {
+		return n
+	}
+	c := *n
+	c.epoch = x.epoch
+	return &c
+}
+
+func (x *Index[K, V]) editLeaf(l *leaf[K, V]) *leaf[K, V] {
+	if l == nil {
+		return &leaf[K, V]{epoch: x.epoch}
+	}
+	if l.epoch == x.epoch {
+		return l
+	}
+	c := *l
+	c.epoch = x.epoch
+	c.groups = slices.Clone(l.groups) // the array is shared with the published leaf
+	return &c
+}
+
+func (x *Index[K, V]) editGroup(g *Group[K, V]) *Group[K, V] {
+	if g.epoch == x.epoch {
+		return g
+	}
+	c := *g
+	c.epoch = x.epoch
+	c.members = slices.Clone(g.members)
+	return &c
+}
+
+func (n *node[K, V]) pruned() *node[K, V] {
+	if n.kids.n == 0 && n.plus == nil && n.end == nil && n.multi == nil {
+		return nil
+	}
+	return n
+}
+
+func (l *leaf[K, V]) pruned() *leaf[K, V] {
+	if l.subs.n == 0 && len(l.groups) == 0 {
+		return nil
+	}
+	return l
+}
+
+func (g *Group[K, V]) find(key K) int {
+	for i := range g.members {
+		if g.members[i].key == key {
+			return i
+		}
+	}
+	return -1
+}
+
+// Len returns the number of subscriptions: every (filter, key) pair, each
+// member of a shared group counting once.
+func (s *Snapshot[K, V]) Len() int { return s.n }
+
+// Match finds the subscriptions whose filter matches topic. It calls sub for
+// every ordinary subscription and group for every shared subscription group
+// (once per group and filter; the caller picks the member to deliver to).
+// Either callback may be nil to skip that kind. A session with several
+// matching subscriptions is reported once per subscription: the broker
+// merges them (MQTT 5 section 3.3.4). The order of calls is unspecified.
+//
+// Matching follows Match: '+' takes one level (possibly empty), '#' any
+// number including none, and filters starting with a wildcard do not match
+// topics starting with '$' [MQTT-4.7.2-1]. topic should be a valid topic
+// name (ValidName); the empty topic is treated as one empty level.
+//
+// Match does not allocate and does not retain topic. The callbacks run on
+// the calling goroutine before Match returns; they must not retain the key
+// or value beyond what their types allow, and may retain the Group, which
+// is immutable.
+func (s *Snapshot[K, V]) Match(topic []byte, sub func(key K, val V), group func(g *Group[K, V])) {
+	n := s.root
+	if n == nil {
+		return
+	}
+	m := matcher[K, V]{seed: s.seed, mask: s.mask, sub: sub, group: group}
+	dollar := len(topic) > 0 && topic[0] == '$'
+	if !dollar {
+		m.visit(n.multi) // [MQTT-4.7.2-1] only for names not starting with '$'
+	}
+	level, rest, more := cut(topic)
+	if n.kids.root != nil {
+		h := maphash.Bytes(m.seed, level) & m.mask
+		if c, _ := getLevel(&n.kids, h, level); c != nil {
+			m.match(c, rest, more)
+		}
+	}
+	if !dollar && n.plus != nil { // [MQTT-4.7.2-1]
+		m.match(n.plus, rest, more)
+	}
+}
+
+type matcher[K comparable, V any] struct {
+	seed  maphash.Seed
+	mask  uint64
+	sub   func(K, V)
+	group func(*Group[K, V])
+}
+
+// match visits n, reached by the levels before rest; more reports whether
+// rest holds another level.
+func (m *matcher[K, V]) match(n *node[K, V], rest []byte, more bool) {
+	m.visit(n.multi) // '#' also matches the parent level [MQTT-4.7.1-2]
+	if !more {
+		m.visit(n.end)
+		return
+	}
+	level, rest, more := cut(rest)
+	if n.kids.root != nil {
+		h := maphash.Bytes(m.seed, level) & m.mask
+		if c, _ := getLevel(&n.kids, h, level); c != nil {
+			m.match(c, rest, more)
+		}
+	}
+	if n.plus != nil {
+		m.match(n.plus, rest, more)
+	}
+}
+
+func (m *matcher[K, V]) visit(l *leaf[K, V]) {
+	if l == nil {
+		return
+	}
+	if m.sub != nil && l.subs.root != nil {
+		l.subs.root.each(m.sub)
+	}
+	if m.group != nil {
+		for _, g := range l.groups {
+			m.group(g)
+		}
+	}
+}
