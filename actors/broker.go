@@ -1,0 +1,176 @@
+package actors
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/nanoactor/nanoactor/protocol/topic"
+	"github.com/nanoactor/nanoactor/transport"
+)
+
+// Broker is one nanoactor node: the actor system, the subscription index,
+// and the top actors (registry of sessions, pipes, topics).
+type Broker struct {
+	opt   Options
+	sys   *actor.ActorSystem
+	log   *slog.Logger
+	index *topic.Index[string, subEntry]
+
+	top      *actor.PID // parent of registry and topics
+	registry *actor.PID
+	topics   *actor.PID
+	pipes    *actor.PID
+
+	pipeSeq  atomic.Uint64
+	cursors  sync.Map // shared group round-robin cursors
+	pipeInfo sync.Map // pipe actor id → *conn, for supervision log lines
+	stats    Stats
+
+	stopSys chan struct{}
+	mu      sync.Mutex
+	servers []*transport.Server
+	closing bool
+
+	// Faults, when set (tests only), gives a pipe its fault plan.
+	Faults func(pipe uint64) *transport.FaultPlan
+}
+
+// Stats are the broker's counters.
+type Stats struct {
+	conns    atomic.Int64
+	sessions atomic.Int64
+	routed   atomic.Uint64
+	dropped  atomic.Uint64
+	expired  atomic.Uint64
+	tooLarge atomic.Uint64
+}
+
+// Snapshot of the counters.
+type StatsSnapshot struct {
+	Connections, Sessions              int64
+	Routed, Dropped, Expired, TooLarge uint64
+}
+
+// Stats returns the counters.
+func (b *Broker) Stats() StatsSnapshot {
+	return StatsSnapshot{Connections: b.stats.conns.Load(), Sessions: b.stats.sessions.Load(),
+		Routed: b.stats.routed.Load(), Dropped: b.stats.dropped.Load(), Expired: b.stats.expired.Load(),
+		TooLarge: b.stats.tooLarge.Load()}
+}
+
+// New builds a broker and starts its actors; it serves nothing until Serve.
+func New(opt Options) *Broker {
+	opt.fill()
+	b := &Broker{opt: opt, log: opt.Logger, index: topic.New[string, subEntry]()}
+	lf := func(*actor.ActorSystem) *slog.Logger {
+		return slog.New(quietHandler{h: b.log.Handler(), min: slog.LevelWarn}).With("lib", "protoactor")
+	}
+	b.sys = actor.NewActorSystem(actor.WithLoggerFactory(lf))
+	pipeStrategy := opt.PipeStrategy
+	if pipeStrategy == nil {
+		pipeStrategy = actor.NewOneForOneStrategy(0, time.Second, func(any) actor.Directive { return actor.StopDirective })
+	}
+	sessStrategy := opt.SessionStrategy
+	if sessStrategy == nil {
+		sessStrategy = actor.NewOneForOneStrategy(10, 10*time.Second, func(any) actor.Directive { return actor.ResumeDirective })
+	}
+	topStrategy := opt.TopicStrategy
+	if topStrategy == nil {
+		topStrategy = actor.NewOneForOneStrategy(10, 10*time.Second, func(any) actor.Directive { return actor.ResumeDirective })
+	}
+	// The top actor supervises the registry, the topic actor and the pipes
+	// parent with the topics policy (resume: their state is kept); the
+	// registry supervises sessions, the pipes parent connections.
+	ready := make(chan struct{})
+	top := func(ctx actor.Context) {
+		if _, ok := ctx.Message().(*actor.Started); ok {
+			b.pipes, _ = ctx.SpawnNamed(actor.PropsFromFunc(pipesReceive, actor.WithSupervisor(pipeStrategy)), "pipes")
+			b.registry, _ = ctx.SpawnNamed(actor.PropsFromProducer(newRegistry(b), actor.WithSupervisor(sessStrategy)), "sessions")
+			b.topics, _ = ctx.SpawnNamed(actor.PropsFromProducer(newTopics(b)), "topics")
+			close(ready)
+		}
+	}
+	b.top, _ = b.sys.Root.SpawnNamed(actor.PropsFromFunc(top, actor.WithSupervisor(topStrategy)), "broker")
+	<-ready
+	b.stopSys = make(chan struct{})
+	if opt.SysInterval > 0 {
+		go b.runSys(opt.SysInterval, b.stopSys)
+	}
+	return b
+}
+
+// spawnPipe asks the pipes actor to start a connection actor.
+type spawnPipe struct {
+	props *actor.Props
+	reply chan<- *actor.PID // buffered
+}
+
+// broadcast sends msg to every connection actor.
+type broadcast struct{ msg any }
+
+func pipesReceive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *spawnPipe:
+		m.reply <- ctx.Spawn(m.props)
+	case *broadcast:
+		for _, c := range ctx.Children() {
+			ctx.Send(c, m.msg)
+		}
+	}
+}
+
+// ActorSystem returns the broker's actor system (supervisor wiring, tests).
+func (b *Broker) ActorSystem() *actor.ActorSystem { return b.sys }
+
+// Serve accepts connections from l until l closes or Shutdown; it returns
+// at once, serving in the background. maxConns 0 means no limit.
+func (b *Broker) Serve(name string, l transport.Listener, maxConns int) {
+	s := &transport.Server{MaxConns: maxConns, Logger: b.log, Handle: func(nc net.Conn) { b.serveConn(nc, name) }}
+	b.mu.Lock()
+	b.servers = append(b.servers, s)
+	b.mu.Unlock()
+	go s.Serve(l)
+}
+
+func (b *Broker) faults(pipe uint64) *transport.FaultPlan {
+	if b.Faults == nil {
+		return nil
+	}
+	return b.Faults(pipe)
+}
+
+// Shutdown stops accepting, closes every connection (v5 DISCONNECT 0x8B),
+// publishes pending wills and stops the actors, within ctx's deadline.
+func (b *Broker) Shutdown(ctx context.Context) error {
+	b.mu.Lock()
+	if b.closing {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closing = true
+	servers := b.servers
+	b.mu.Unlock()
+	close(b.stopSys)
+	for _, s := range servers {
+		s.Close()
+	}
+	b.sys.Root.Send(b.pipes, &broadcast{msg: &shutdownConn{}})
+	for b.stats.conns.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	b.sys.Root.StopFuture(b.pipes).Wait()
+	b.sys.Root.StopFuture(b.registry).Wait()
+	b.sys.Root.StopFuture(b.top).Wait()
+	b.sys.Shutdown()
+	return nil
+}

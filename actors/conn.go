@@ -1,0 +1,376 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/nanoactor/nanoactor/protocol"
+	"github.com/nanoactor/nanoactor/transport"
+)
+
+// Messages from a connection's reader goroutine to its actor.
+type (
+	// packetIn is one decoded packet; its slices are owned (copied out of
+	// the read buffer). cost is the reader credit it holds.
+	packetIn struct {
+		pkt  protocol.Packet
+		cost int64
+	}
+	// readFailed ends the connection: a read error, EOF, a keepalive or
+	// CONNECT timeout, or a packet that failed to decode.
+	readFailed struct {
+		err     error
+		level   protocol.Version // for a CONNECT that failed: the version to answer in (Connect.AckVersion)
+		connect bool             // the failure is the CONNECT itself
+	}
+)
+
+// conn is the actor of one network connection (pipe). It owns the reader
+// goroutine and the Outbound (the single writer) of its socket and runs the
+// MQTT state machine of that socket: CONNECT, keepalive, packet order,
+// topic aliases, limits. A fault here stops this actor and closes this
+// socket only; the session survives.
+type conn struct {
+	b        *Broker
+	nc       net.Conn
+	listener string
+	id       uint64
+	remote   string
+	out      *transport.Outbound
+	credit   *semaphore.Weighted
+	quota    atomic.Int32 // see connHandle.quota
+	cancel   context.CancelFunc
+	self     *actor.PID
+	log      *slog.Logger
+
+	version    protocol.Version
+	clientID   string
+	connecting bool // CONNECT received, CONNACK not yet
+	connected  bool // CONNACK queued
+	session    *actor.PID
+	stash      []*inbound
+	aliases    map[uint16][]byte
+	closed     bool
+	detachSent bool
+	// A close before the session answered: what to tell it.
+	detachPending bool
+	pendingWill   bool
+	pendingExpiry *time.Duration
+	expiry0       bool // CONNECT had Session Expiry 0 (v5 3.14.2.2.2)
+}
+
+// serveConn runs one accepted socket: it builds the connection, spawns its
+// actor under the pipes supervisor, then becomes the connection's reader
+// goroutine. It returns when the reader has stopped and the writer has
+// finished (so a final DISCONNECT or CONNACK is flushed before the
+// transport closes the socket). Owner: the listener's server goroutine.
+func (b *Broker) serveConn(nc net.Conn, listener string) {
+	c := &conn{b: b, nc: nc, listener: listener, id: b.pipeSeq.Add(1), remote: nc.RemoteAddr().String()}
+	c.log = b.log.With("listener", listener, "remote", c.remote, "pipe", c.id)
+	c.out = transport.NewOutbound(nc, transport.Options{
+		MaxPending:   b.opt.MaxOutboundBytes,
+		WriteTimeout: b.opt.WriteTimeout,
+		Faults:       b.faults(c.id),
+	})
+	c.credit = semaphore.NewWeighted(readerCredit(b.opt.MaxPacketSize))
+	rctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	defer cancel()
+	reply := make(chan *actor.PID, 1)
+	b.stats.conns.Add(1)
+	b.sys.Root.Send(b.pipes, &spawnPipe{props: actor.PropsFromProducer(func() actor.Actor { return c }), reply: reply})
+	var pid *actor.PID
+	select {
+	case pid = <-reply:
+	case <-time.After(10 * time.Second):
+		c.out.CloseWith(transport.ReasonProtocol, errors.New("pipe not spawned"))
+		b.stats.conns.Add(-1)
+		return
+	}
+	c.readLoop(rctx, b.sys, pid)
+	<-c.out.Done()
+}
+
+// Receive implements actor.Actor.
+func (c *conn) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		c.start(ctx)
+	case *packetIn:
+		c.packet(ctx, m)
+	case *readFailed:
+		c.readFailed(ctx, m)
+	case *attached:
+		c.attached(ctx, m)
+	case *kick:
+		c.fail(ctx, m.reason, errors.New(m.why), m.reason != protocol.ReasonSessionTakenOver)
+	case *shutdownConn:
+		c.fail(ctx, protocol.ReasonServerShuttingDown, errors.New("server shutting down"), true)
+	case *actor.Stopping:
+		c.teardown(ctx)
+	}
+}
+
+// shutdownConn asks a connection to close for a broker shutdown.
+type shutdownConn struct{}
+
+func (c *conn) start(ctx actor.Context) {
+	c.self = ctx.Self()
+	c.describe()
+}
+
+// readerCredit bounds the bytes one connection may have decoded but not
+// yet processed by its actors: twice the maximum packet, at least 1 MiB.
+func readerCredit(maxPacket int) int64 {
+	n := int64(2 * maxPacket)
+	if n < 1<<20 {
+		n = 1 << 20
+	}
+	return n
+}
+
+// deadlineReader sets a read deadline before each read: the CONNECT
+// timeout, then 1.5 times the keepalive [MQTT-3.1.2-24]; zero means none.
+type deadlineReader struct {
+	c net.Conn
+	d time.Duration
+}
+
+func (r *deadlineReader) Read(p []byte) (int, error) {
+	if r.d > 0 {
+		r.c.SetReadDeadline(time.Now().Add(r.d))
+	} else {
+		r.c.SetReadDeadline(time.Time{})
+	}
+	return r.c.Read(p)
+}
+
+// readLoop is the connection's reader goroutine. Owner: the conn actor,
+// which starts it in Started; it exits when the socket closes (the actor's
+// teardown closes it) or on the first error, which it reports. It decodes
+// packets, copying each body out of the read buffer, and waits for reader
+// credit before handing one to the actor, so a client that publishes
+// faster than the broker routes is slowed by TCP, not buffered without
+// bound.
+func (c *conn) readLoop(rctx context.Context, sys *actor.ActorSystem, self *actor.PID) {
+	dr := &deadlineReader{c: c.nc, d: c.b.opt.ConnectTimeout}
+	r := protocol.NewReader(dr, 4096)
+	r.SetMaxPacketSize(c.b.opt.ConnectPacketMax)
+	fail := func(err error, f *readFailed) {
+		if f == nil {
+			f = &readFailed{}
+		}
+		f.err = err
+		sys.Root.Send(self, f)
+	}
+	h, body, err := r.Next()
+	if err != nil {
+		fail(fmt.Errorf("read connect: %w", err), nil)
+		return
+	}
+	if h.Type != protocol.TypeConnect {
+		// [MQTT-3.1.0-1] the first packet must be CONNECT.
+		fail(fmt.Errorf("first packet is %s, not CONNECT: %w", h.Type, protocol.ReasonProtocolError), nil)
+		return
+	}
+	cp := new(protocol.Connect)
+	if err := cp.Decode(h, clone(body), 0); err != nil {
+		fail(err, &readFailed{level: cp.AckVersion(), connect: true})
+		return
+	}
+	version := cp.Level
+	ka := time.Duration(c.effectiveKeepalive(cp)) * time.Second
+	sys.Root.Send(self, &packetIn{pkt: cp})
+	dr.d = ka + ka/2 // [MQTT-3.1.2-24] one and a half times the keepalive; 0 disables
+	r.SetMaxPacketSize(c.b.opt.MaxPacketSize)
+	for {
+		h, body, err := r.Next()
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && c.out.Err() == nil {
+				err = fmt.Errorf("keepalive timeout (%v): %w", ka, protocol.ReasonKeepAliveTimeout)
+			}
+			fail(err, nil)
+			return
+		}
+		cost := int64(len(body)) + 64
+		if err := c.credit.Acquire(rctx, cost); err != nil {
+			return // the actor is gone
+		}
+		pkt, err := protocol.Decode(h, clone(body), version)
+		if err != nil {
+			c.credit.Release(cost)
+			fail(err, nil)
+			return
+		}
+		sys.Root.Send(self, &packetIn{pkt: pkt, cost: cost})
+	}
+}
+
+func clone(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return append(make([]byte, 0, len(b)), b...)
+}
+
+// effectiveKeepalive is the keepalive the broker enforces: the client's,
+// lowered to keepalive_max for v5 (sent back as Server Keep Alive).
+func (c *conn) effectiveKeepalive(cp *protocol.Connect) uint16 {
+	ka := cp.KeepAlive
+	if cp.Level < protocol.Version5 {
+		return ka // 3.1.1 has no way to tell the client another value
+	}
+	if c.b.opt.KeepaliveDefault > 0 {
+		ka = c.b.opt.KeepaliveDefault
+	}
+	if (ka == 0 || ka > c.b.opt.KeepaliveMax) && c.b.opt.KeepaliveMax < 65535 {
+		ka = c.b.opt.KeepaliveMax
+	}
+	return ka
+}
+
+func (c *conn) readFailed(ctx actor.Context, m *readFailed) {
+	if c.closed {
+		return
+	}
+	if m.connect {
+		c.connectFailed(ctx, m.level, m.err)
+		return
+	}
+	var rc protocol.ReasonCode
+	switch {
+	case errors.Is(m.err, io.EOF), errors.Is(m.err, net.ErrClosed), errors.Is(m.err, io.ErrUnexpectedEOF):
+		c.close(ctx, "connection closed by client", nil, true)
+		return
+	case errors.As(m.err, &rc):
+	default:
+		c.close(ctx, "read error", m.err, true)
+		return
+	}
+	c.fail(ctx, rc, m.err, true)
+}
+
+// fail closes the connection for a protocol reason: v5 gets DISCONNECT with
+// the reason code first [MQTT-4.13.1-1], 3.1.1 just the close
+// [MQTT-4.8.0-1]. One log line.
+func (c *conn) fail(ctx actor.Context, rc protocol.ReasonCode, err error, sendWill bool) {
+	if c.closed {
+		return
+	}
+	if c.connected && c.version >= protocol.Version5 && rc.IsError() || rc == protocol.ReasonSessionTakenOver && c.version >= protocol.Version5 {
+		d := &protocol.Disconnect{Reason: rc}
+		if buf, e := d.Append(nil, c.version); e == nil {
+			c.closed = true
+			c.out.CloseAfter(transport.ReasonProtocol, err, buf)
+			c.finish(ctx, rc.String(), err, sendWill)
+			return
+		}
+	}
+	c.close(ctx, rc.String(), err, sendWill)
+}
+
+// close closes the socket now and ends the actor.
+func (c *conn) close(ctx actor.Context, why string, err error, sendWill bool) {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	c.out.CloseWith(transport.ReasonProtocol, err)
+	c.finish(ctx, why, err, sendWill)
+}
+
+func (c *conn) finish(ctx actor.Context, why string, err error, sendWill bool) {
+	attrs := []any{"client", c.clientID, "reason", why}
+	if err != nil {
+		attrs = append(attrs, "error", err.Error())
+	}
+	if why == "connection closed by client" || why == protocol.ReasonSuccess.String() {
+		c.log.Debug("connection closed", attrs...)
+	} else {
+		c.log.Info("connection closed", attrs...)
+	}
+	c.detach(ctx, sendWill, nil)
+	c.stop(ctx)
+}
+
+// stop stops the actor, unless the session has not answered the CONNECT
+// yet: then the actor waits for attached, so that the session learns of
+// the close from it (attached stops it).
+func (c *conn) stop(ctx actor.Context) {
+	if c.connecting && c.session == nil {
+		return
+	}
+	ctx.Stop(c.self)
+}
+
+// detach tells the session the connection is gone, once. Before the
+// session is known, the facts are kept for attached.
+func (c *conn) detach(ctx actor.Context, sendWill bool, expiry *time.Duration) {
+	if c.detachSent {
+		return
+	}
+	if c.session == nil {
+		if !c.detachPending {
+			c.detachPending, c.pendingWill, c.pendingExpiry = true, sendWill, expiry
+		}
+		return
+	}
+	c.detachSent = true
+	ctx.Send(c.session, &detached{gen: c.id, sendWill: sendWill, expiry: expiry})
+}
+
+// teardown runs when the actor stops for any reason, a panic included:
+// the socket closes, the reader goroutine ends, the session is told.
+func (c *conn) teardown(ctx actor.Context) {
+	if c.out != nil {
+		c.out.CloseWith(transport.ReasonProtocol, errors.New("connection actor stopped"))
+	}
+	if c.cancel != nil {
+		c.cancel()
+	}
+	c.closed = true
+	c.detach(ctx, true, nil)
+	if c.self != nil {
+		if _, ok := c.b.pipeInfo.LoadAndDelete(c.self.Id); ok {
+			c.b.stats.conns.Add(-1)
+		}
+	}
+}
+
+// pipeDesc is what the supervisor's log line says about a pipe.
+type pipeDesc struct {
+	listener, remote, client string
+	pipe                     uint64
+}
+
+// describe publishes the pipe's description for supervision log lines.
+func (c *conn) describe() {
+	if c.self != nil {
+		c.b.pipeInfo.Store(c.self.Id, pipeDesc{listener: c.listener, remote: c.remote, client: c.clientID, pipe: c.id})
+	}
+}
+
+// DescribePipe returns slog attributes (listener, client, remote, pipe)
+// for a connection actor's PID, or nil. Safe from any goroutine.
+func (b *Broker) DescribePipe(pid any) []any {
+	p, ok := pid.(*actor.PID)
+	if !ok || p == nil {
+		return nil
+	}
+	v, ok := b.pipeInfo.Load(p.Id)
+	if !ok {
+		return nil
+	}
+	d := v.(pipeDesc)
+	return []any{"listener", d.listener, "client", d.client, "remote", d.remote, "pipe", d.pipe}
+}

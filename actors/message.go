@@ -1,0 +1,170 @@
+package actors
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/nanoactor/nanoactor/protocol"
+	"github.com/nanoactor/nanoactor/transport"
+)
+
+// Message is an application message inside the broker. It is immutable
+// once created and shared by pointer among every subscriber it reaches.
+type Message struct {
+	Topic   []byte
+	Payload []byte
+	QoS     byte
+	Retain  bool
+	// Props holds only the properties forwarded to subscribers: Payload
+	// Format Indicator, Content Type, Response Topic, Correlation Data and
+	// User Properties, unchanged [MQTT-3.3.2-4] [MQTT-3.3.2-15]
+	// [MQTT-3.3.2-17] [MQTT-3.3.2-20]. Message Expiry is kept in Expires.
+	Props   protocol.Properties
+	From    string    // publishing client id, for No Local; "" from the broker
+	Expires time.Time // zero: never expires
+	size    int
+}
+
+// newMessage builds a Message from a decoded PUBLISH whose slices the
+// caller hands over (they must not alias a reused buffer).
+func newMessage(p *protocol.Publish, from string, now time.Time) *Message {
+	m := &Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, From: from}
+	src := &p.Props
+	for _, id := range [...]protocol.PropID{protocol.PropPayloadFormat, protocol.PropContentType,
+		protocol.PropResponseTopic, protocol.PropCorrelationData} {
+		if src.Has(id) {
+			m.Props.Set(id)
+		}
+	}
+	m.Props.PayloadFormat = src.PayloadFormat
+	m.Props.ContentType = src.ContentType
+	m.Props.ResponseTopic = src.ResponseTopic
+	m.Props.CorrelationData = src.CorrelationData
+	m.Props.User = src.User
+	if src.Has(protocol.PropMessageExpiry) {
+		m.Expires = now.Add(time.Duration(src.MessageExpiry) * time.Second)
+	}
+	m.size = 64 + len(m.Topic) + len(m.Payload) + len(m.Props.ContentType) + len(m.Props.ResponseTopic) +
+		len(m.Props.CorrelationData)
+	for _, u := range m.Props.User {
+		m.size += 4 + len(u.Key) + len(u.Value)
+	}
+	return m
+}
+
+// expired reports whether m's Message Expiry Interval has passed.
+func (m *Message) expired(now time.Time) bool {
+	return !m.Expires.IsZero() && !now.Before(m.Expires)
+}
+
+// remainingExpiry is the Message Expiry Interval to forward: the time left,
+// rounded up, in seconds [MQTT-3.3.2-6].
+func (m *Message) remainingExpiry(now time.Time) (uint32, bool) {
+	if m.Expires.IsZero() {
+		return 0, false
+	}
+	d := m.Expires.Sub(now)
+	if d <= 0 {
+		return 0, true
+	}
+	return uint32((d + time.Second - 1) / time.Second), true
+}
+
+// connHandle is what a session knows of the connection it is attached to.
+type connHandle struct {
+	pid        *actor.PID
+	out        *transport.Outbound
+	gen        uint64 // pipe id: tells this connection's messages from an older one's
+	version    protocol.Version
+	receiveMax int // the client's Receive Maximum
+	maxPacket  int // the client's Maximum Packet Size; 0: no limit beyond the protocol's
+	clientID   string
+	remote     string
+	// quota counts the client's QoS 1/2 PUBLISHes not yet answered with
+	// PUBACK or PUBCOMP: the connection adds, the session subtracts; more
+	// than our Receive Maximum is DISCONNECT 0x93 [MQTT-3.3.4-9].
+	quota *atomic.Int32
+}
+
+// Messages between actors. Commands are imperative, events past tense.
+
+// attach asks a session to take a new connection (sent by the connection
+// actor through the session registry).
+type attach struct {
+	conn       *connHandle
+	cleanStart bool
+	expiry     time.Duration // session expiry after the connection closes
+	will       *Message      // nil: no will
+	willDelay  time.Duration
+	connack    *protocol.Connack // to send first, with Session Present filled in by the session
+}
+
+// attached tells the connection actor which session it feeds.
+type attached struct {
+	session *actor.PID
+	present bool
+}
+
+// inbound carries a packet from the client to its session. credit is
+// released by the session once the packet is processed (reader credit).
+type inbound struct {
+	gen    uint64
+	pkt    protocol.Packet
+	credit *semaphore.Weighted
+	cost   int64
+}
+
+// detached tells a session its connection closed.
+type detached struct {
+	gen      uint64
+	sendWill bool           // abnormal close, or v5 DISCONNECT 0x04
+	expiry   *time.Duration // v5 DISCONNECT may change the session expiry
+}
+
+// kick tells a connection actor to send DISCONNECT with a reason (v5) and
+// close; the session is kept.
+type kick struct {
+	reason protocol.ReasonCode
+	why    string
+}
+
+// deliver is one routed message for one session.
+type deliver struct {
+	msg    *Message
+	qos    byte       // min(publish QoS, subscription QoS)
+	subIDs []int      // v5 Subscription Identifiers of the matching subscriptions
+	retain bool       // the RETAIN flag to send (Retain As Published, or a retained message on subscribe)
+	shared *sharedRef // set when delivered through a shared subscription group
+}
+
+// sharedRef names a shared subscription group.
+type sharedRef struct{ name, filter string }
+
+// endSession tells a session to end now (clean start replaced it); the
+// session kicks its connection with reason and stops.
+type endSession struct {
+	reason protocol.ReasonCode
+}
+
+// sessionEnded tells the registry a session has stopped.
+type sessionEnded struct {
+	clientID string
+	pid      *actor.PID
+}
+
+// timerFired is a session or connection timer; kind says which.
+type timerFired struct {
+	kind timerKind
+	seq  uint64
+}
+
+type timerKind uint8
+
+const (
+	timerWill timerKind = iota + 1
+	timerExpiry
+	timerRetry
+)

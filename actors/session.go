@@ -1,0 +1,299 @@
+package actors
+
+import (
+	"container/list"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/nanoactor/nanoactor/protocol"
+)
+
+// outState is where an outbound QoS 1/2 message stands.
+type outState uint8
+
+const (
+	outQueued  outState = iota // not sent yet (window full, client offline, or writer full)
+	outSent                    // PUBLISH sent, waiting for PUBACK / PUBREC
+	outRelSent                 // QoS 2: PUBREC received, PUBREL sent, waiting for PUBCOMP
+)
+
+// outMsg is one message on its way to this session's client.
+type outMsg struct {
+	d     deliver
+	id    uint16
+	state outState
+	dup   bool
+}
+
+// session is the actor for one client identifier. It owns subscriptions,
+// packet identifiers, QoS 1/2 inflight state, the exactly-once receive
+// state, the offline queue, the will and the expiry timer. It outlives
+// connections; it never blocks.
+type session struct {
+	b        *Broker
+	clientID string
+	self     *actor.PID
+
+	conn        *connHandle // nil while offline
+	expiry      time.Duration
+	subs        map[string]*subscription // by filter as subscribed ($share/... included)
+	nextID      uint16
+	inflight    map[uint16]*list.Element // packet id → element of order
+	order       *list.List               // *outMsg: inflight in send order, then queued
+	queued      int                      // messages in order without a packet id yet
+	dropped     int                      // messages dropped by the queue limits
+	queuedBytes int                      // bytes of the queued messages
+
+	awaitRel map[uint16]uint64 // QoS 2 received, PUBREC sent, PUBREL awaited [MQTT-4.3.3-9]: id → pipe that counted it
+
+	will                               *Message
+	willDelay                          time.Duration
+	timerSeq                           uint64
+	willTimer, expiryTimer, retryTimer *time.Timer
+	ended                              bool
+	log                                *slog.Logger
+}
+
+func newSession(b *Broker, clientID string) actor.Producer {
+	return func() actor.Actor {
+		return &session{b: b, clientID: clientID, subs: map[string]*subscription{},
+			inflight: map[uint16]*list.Element{}, order: list.New(), awaitRel: map[uint16]uint64{},
+			log: b.log.With("client", clientID)}
+	}
+}
+
+// Receive implements actor.Actor.
+func (s *session) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		s.self = ctx.Self()
+	case *attach:
+		s.attach(ctx, m)
+	case *inbound:
+		if s.conn != nil && m.gen == s.conn.gen {
+			s.inbound(ctx, m.pkt)
+		}
+		if m.credit != nil {
+			m.credit.Release(m.cost)
+		}
+	case *deliver:
+		s.enqueue(*m)
+	case *subscribed:
+		s.subscribed(ctx, m)
+	case *unsubscribed:
+		s.unsubscribed(m)
+	case *detached:
+		if s.conn != nil && m.gen == s.conn.gen {
+			s.detach(ctx, m)
+		}
+	case *endSession:
+		s.kickConn(ctx, m.reason, "session replaced by a clean start")
+		s.end(ctx)
+	case *timerFired:
+		s.timer(ctx, m)
+	case *actor.Terminated:
+		if s.conn != nil && s.conn.pid.Equal(m.Who) {
+			s.log.Warn("connection actor stopped without detaching", "reason", "pipe terminated")
+			s.detach(ctx, &detached{gen: s.conn.gen, sendWill: true})
+		}
+	case *actor.Stopping:
+		s.stopTimers()
+	}
+}
+
+// attach binds a new connection: takeover of a live one [MQTT-3.1.4-3],
+// CONNACK first, then redelivery of unacknowledged messages in their
+// original order with DUP [MQTT-4.4.0-1], then the queue.
+func (s *session) attach(ctx actor.Context, a *attach) {
+	if s.ended {
+		return
+	}
+	if s.conn != nil {
+		// [MQTT-3.1.4-3] the existing connection is closed; v5 reason 0x8E.
+		// Its will goes out now unless the new connection resumes the
+		// session and the will has a delay (3.1.4, 3.1.3.2.2).
+		s.kickConn(ctx, protocol.ReasonSessionTakenOver, "session taken over")
+		ctx.Unwatch(s.conn.pid)
+		s.conn = nil
+		if s.will != nil && (a.cleanStart || s.willDelay == 0) {
+			s.publishWill(ctx)
+		}
+	}
+	present := !s.isNew()
+	if a.cleanStart {
+		s.reset(ctx)
+		present = false
+	}
+	s.cancelTimer(&s.willTimer)
+	s.cancelTimer(&s.expiryTimer)
+	// A will pending from the previous connection is dropped when the client
+	// reconnects before its delay ran out [MQTT-3.1.3-9].
+	s.will, s.willDelay = a.will, a.willDelay
+	s.expiry = a.expiry
+	s.conn = a.conn
+	ctx.Watch(a.conn.pid)              // a connection actor that dies without detaching still detaches
+	a.connack.SessionPresent = present // [MQTT-3.2.2-2] [MQTT-3.2.2-3]
+	buf, err := a.connack.Append(nil, s.conn.version)
+	if err != nil {
+		s.log.Error("encode connack", "reason", err)
+		s.kickConn(ctx, protocol.ReasonImplementationSpecific, "encode connack failed")
+		s.conn = nil
+		return
+	}
+	if err := s.conn.out.Enqueue(buf); err != nil {
+		s.log.Debug("connack not sent", "reason", err)
+		s.conn = nil
+		return
+	}
+	ctx.Send(a.conn.pid, &attached{session: s.self, present: present})
+	// Everything in flight goes again, first, in order.
+	s.markResend()
+	s.pump(ctx)
+}
+
+// isNew reports whether the session holds no state worth reporting as
+// Session Present.
+func (s *session) isNew() bool {
+	return len(s.subs) == 0 && s.order.Len() == 0 && len(s.awaitRel) == 0 && s.nextID == 0
+}
+
+// reset discards all state: clean start [MQTT-3.1.2-4].
+func (s *session) reset(ctx actor.Context) {
+	if len(s.subs) > 0 {
+		ctx.Send(s.b.topics, &unsubscribeAll{clientID: s.clientID, session: s.self})
+	}
+	s.subs = map[string]*subscription{}
+	s.inflight = map[uint16]*list.Element{}
+	s.order.Init()
+	s.queued, s.queuedBytes, s.nextID = 0, 0, 0
+	s.awaitRel = map[uint16]uint64{}
+}
+
+func (s *session) detach(ctx actor.Context, d *detached) {
+	ctx.Unwatch(s.conn.pid)
+	s.conn = nil
+	if d.expiry != nil {
+		s.expiry = *d.expiry
+	}
+	if d.sendWill && s.will != nil {
+		if s.willDelay <= 0 || s.willDelay >= s.expiry {
+			// Will Delay 0, or the session ends first: publish now or at
+			// session end, whichever is earlier [MQTT-3.1.3-9].
+			if s.willDelay <= 0 {
+				s.publishWill(ctx)
+			}
+		} else {
+			s.willTimer = s.after(s.willDelay, timerWill)
+		}
+	} else if !d.sendWill {
+		s.will = nil // normal DISCONNECT discards the will [MQTT-3.1.2-10] [MQTT-3.14.4-3]
+	}
+	// Messages sent but unacknowledged go again on reconnect; those of a
+	// shared subscription go to another member now, if there is one.
+	s.markResend()
+	s.reshareAll(ctx, nil)
+	if s.expiry <= 0 {
+		s.end(ctx)
+		return
+	}
+	s.expiryTimer = s.after(s.expiry, timerExpiry)
+}
+
+func (s *session) publishWill(ctx actor.Context) {
+	if s.will == nil {
+		return
+	}
+	w := s.will
+	s.will = nil
+	s.b.publish(ctx, w)
+	s.log.Debug("will published", "topic", string(w.Topic))
+}
+
+// end stops the session: the will goes out if still pending, subscriptions
+// are removed, the registry forgets it.
+func (s *session) end(ctx actor.Context) {
+	if s.ended {
+		return
+	}
+	s.ended = true
+	s.publishWill(ctx)
+	s.reshareAll(ctx, nil)
+	ctx.Send(s.b.topics, &unsubscribeAll{clientID: s.clientID, session: s.self})
+	ctx.Send(ctx.Parent(), &sessionEnded{clientID: s.clientID, pid: s.self})
+	s.stopTimers()
+	ctx.Stop(s.self)
+}
+
+// kickConn tells the attached connection to close with reason. ctx may
+// be nil (the root context then sends).
+func (s *session) kickConn(_ actor.Context, reason protocol.ReasonCode, why string) {
+	if s.conn != nil {
+		s.b.sys.Root.Send(s.conn.pid, &kick{reason: reason, why: why})
+	}
+}
+
+func (s *session) timer(ctx actor.Context, t *timerFired) {
+	switch t.kind {
+	case timerWill:
+		if s.conn == nil {
+			s.publishWill(ctx)
+		}
+	case timerExpiry:
+		if s.conn == nil {
+			s.end(ctx)
+		}
+	case timerRetry:
+		s.retryTimer = nil
+		s.pump(ctx)
+	}
+}
+
+func (s *session) after(d time.Duration, kind timerKind) *time.Timer {
+	s.timerSeq++
+	seq, pid, sys := s.timerSeq, s.self, s.b.sys
+	return time.AfterFunc(d, func() { sys.Root.Send(pid, &timerFired{kind: kind, seq: seq}) })
+}
+
+func (s *session) cancelTimer(t **time.Timer) {
+	if *t != nil {
+		(*t).Stop()
+		*t = nil
+	}
+}
+
+func (s *session) stopTimers() {
+	s.cancelTimer(&s.willTimer)
+	s.cancelTimer(&s.expiryTimer)
+	s.cancelTimer(&s.retryTimer)
+}
+
+// send encodes and enqueues one packet to the attached connection. It
+// reports false when there is no connection or its writer refused.
+func (s *session) send(p protocol.Packet) bool {
+	if s.conn == nil {
+		return false
+	}
+	buf, err := p.Append(make([]byte, 0, p.Len(s.conn.version)), s.conn.version)
+	if err != nil {
+		s.log.Error("encode", "packet", p.Type().String(), "reason", err)
+		return false
+	}
+	return s.conn.out.Enqueue(buf) == nil
+}
+
+// markResend marks every unacknowledged PUBLISH for resending with DUP and
+// every PUBREL for resending, keeping their packet ids and order
+// [MQTT-4.4.0-1].
+func (s *session) markResend() {
+	for e := s.order.Front(); e != nil; e = e.Next() {
+		om := e.Value.(*outMsg)
+		switch om.state {
+		case outSent:
+			om.state, om.dup = outQueued, true
+		case outRelSent:
+			om.dup = true
+		}
+	}
+}

@@ -1,0 +1,320 @@
+package actors
+
+import (
+	"container/list"
+	"errors"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/nanoactor/nanoactor/protocol"
+	"github.com/nanoactor/nanoactor/transport"
+)
+
+// inbound handles one packet from the client, in arrival order.
+func (s *session) inbound(ctx actor.Context, pkt protocol.Packet) {
+	switch p := pkt.(type) {
+	case *protocol.Publish:
+		s.inPublish(ctx, p)
+	case *protocol.Ack:
+		s.inAck(ctx, p)
+	case *protocol.Subscribe:
+		s.subscribe(ctx, p)
+	case *protocol.Unsubscribe:
+		s.unsubscribe(ctx, p)
+	}
+}
+
+func (s *session) v5() bool { return s.conn != nil && s.conn.version >= protocol.Version5 }
+
+// inPublish routes a client's PUBLISH and acknowledges it. QoS 2 keeps the
+// packet id until PUBREL, in the session, so a resend with DUP after a
+// reconnect is acknowledged but never delivered twice [MQTT-4.3.3-9]
+// (3.1.1 [MQTT-4.3.3-2] method B).
+func (s *session) inPublish(ctx actor.Context, p *protocol.Publish) {
+	now := time.Now()
+	switch p.QoS {
+	case 0:
+		s.b.publish(ctx, newMessage(p, s.clientID, now))
+	case 1:
+		n := s.b.publish(ctx, newMessage(p, s.clientID, now))
+		ack := &protocol.Ack{Kind: protocol.TypePuback, PacketID: p.PacketID} // [MQTT-4.3.2-2]
+		if n == 0 && s.v5() {
+			ack.Reason = protocol.ReasonNoMatchingSubscribers
+		}
+		s.send(ack)
+		s.conn.quota.Add(-1) // PUBACK returns the send quota (4.9)
+	case 2:
+		ack := &protocol.Ack{Kind: protocol.TypePubrec, PacketID: p.PacketID} // [MQTT-4.3.3-8]
+		if gen, dup := s.awaitRel[p.PacketID]; dup {
+			// Already delivered: acknowledge again, deliver nothing. The
+			// resend took quota; count the id on this pipe once.
+			if gen == s.conn.gen {
+				s.conn.quota.Add(-1)
+			}
+			s.awaitRel[p.PacketID] = s.conn.gen
+			s.send(ack)
+			return
+		}
+		n := s.b.publish(ctx, newMessage(p, s.clientID, now))
+		s.awaitRel[p.PacketID] = s.conn.gen
+		if n == 0 && s.v5() {
+			ack.Reason = protocol.ReasonNoMatchingSubscribers
+		}
+		s.send(ack)
+	}
+}
+
+func (s *session) inAck(ctx actor.Context, a *protocol.Ack) {
+	switch a.Kind {
+	case protocol.TypePubrel:
+		comp := &protocol.Ack{Kind: protocol.TypePubcomp, PacketID: a.PacketID} // [MQTT-4.3.3-11]
+		if gen, ok := s.awaitRel[a.PacketID]; ok {
+			delete(s.awaitRel, a.PacketID) // [MQTT-4.3.3-10] discard the stored id
+			if gen == s.conn.gen {
+				s.conn.quota.Add(-1) // PUBCOMP returns the send quota (4.9)
+			}
+		} else if s.v5() {
+			comp.Reason = protocol.ReasonPacketIdentifierNotFound
+		}
+		s.send(comp)
+	case protocol.TypePuback:
+		if om := s.inflightMsg(a.PacketID); om != nil && om.d.qos == 1 && om.state == outSent {
+			s.remove(a.PacketID) // [MQTT-4.3.2-?] the packet id is free again
+			s.pump(ctx)
+		}
+	case protocol.TypePubrec:
+		om := s.inflightMsg(a.PacketID)
+		switch {
+		case om == nil || om.d.qos != 2:
+			if s.v5() {
+				s.send(&protocol.Ack{Kind: protocol.TypePubrel, PacketID: a.PacketID, Reason: protocol.ReasonPacketIdentifierNotFound})
+			} else {
+				s.send(&protocol.Ack{Kind: protocol.TypePubrel, PacketID: a.PacketID})
+			}
+		case a.Reason.IsError():
+			// v5: a PUBREC with an error ends the exchange (4.3.3).
+			s.remove(a.PacketID)
+			s.pump(ctx)
+		default:
+			om.state = outRelSent // [MQTT-4.3.3-4] send PUBREL, discard the message
+			s.send(&protocol.Ack{Kind: protocol.TypePubrel, PacketID: a.PacketID})
+		}
+	case protocol.TypePubcomp:
+		if om := s.inflightMsg(a.PacketID); om != nil && om.state == outRelSent {
+			s.remove(a.PacketID)
+			s.pump(ctx)
+		}
+	}
+}
+
+func (s *session) inflightMsg(id uint16) *outMsg {
+	if e, ok := s.inflight[id]; ok {
+		return e.Value.(*outMsg)
+	}
+	return nil
+}
+
+func (s *session) remove(id uint16) {
+	if e, ok := s.inflight[id]; ok {
+		s.order.Remove(e)
+		delete(s.inflight, id)
+	}
+}
+
+// enqueue accepts one routed message. Policy (documented in the README):
+// expired messages are dropped; QoS 0 is not queued for an offline client;
+// past max_queued_messages or max_queued_bytes the NEW message is dropped,
+// counted and logged (as Mosquitto does); QoS 0 refused by a full writer is
+// dropped, QoS 1/2 stays queued and is retried.
+func (s *session) enqueue(d deliver) {
+	if s.ended {
+		return
+	}
+	now := time.Now()
+	if d.msg.expired(now) {
+		s.b.stats.expired.Add(1)
+		return
+	}
+	if s.conn == nil && d.qos == 0 && !s.b.opt.QueueQoS0 {
+		return // QoS 0 is not queued for an offline client unless queue_qos0_messages
+	}
+	if s.queued >= s.b.opt.MaxQueued || s.queuedBytes+d.msg.size > s.b.opt.MaxQueuedBytes {
+		n := s.b.stats.dropped.Add(1)
+		if s.dropped++; s.dropped == 1 || s.dropped%1000 == 0 {
+			s.log.Warn("session queue full: message dropped", "reason", "queue full",
+				"queued", s.queued, "queued_bytes", s.queuedBytes, "dropped", s.dropped, "dropped_total", n)
+		}
+		return
+	}
+	s.order.PushBack(&outMsg{d: d})
+	s.queued++
+	s.queuedBytes += d.msg.size
+	s.pump(nil)
+}
+
+// pump sends what the window allows, in order: PUBLISH resends (DUP) and
+// queued messages, and PUBREL resends after a reconnect [MQTT-4.4.0-1]
+// [MQTT-4.6.0-1] [MQTT-4.6.0-3].
+func (s *session) pump(ctx actor.Context) {
+	if s.conn == nil {
+		return
+	}
+	window := s.b.opt.MaxInflight
+	if s.conn.receiveMax > 0 && s.conn.receiveMax < window {
+		window = s.conn.receiveMax // [MQTT-3.3.4-7] the client's Receive Maximum
+	}
+	now := time.Now()
+	for e := s.order.Front(); e != nil; {
+		next := e.Next()
+		om := e.Value.(*outMsg)
+		switch om.state {
+		case outRelSent:
+			if om.dup { // reconnected: PUBREL again, in order [MQTT-4.4.0-1]
+				if !s.send(&protocol.Ack{Kind: protocol.TypePubrel, PacketID: om.id}) {
+					s.retryLater()
+					return
+				}
+				om.dup = false
+			}
+			e = next
+			continue
+		case outSent:
+			e = next
+			continue
+		}
+		// outQueued
+		if om.id == 0 && om.d.qos > 0 && len(s.inflight) >= window {
+			return // window full; PUBACK / PUBCOMP will pump again
+		}
+		if om.id == 0 && om.d.msg.expired(now) {
+			s.discard(e, om)
+			s.b.stats.expired.Add(1)
+			e = next
+			continue
+		}
+		if om.d.qos > 0 && om.id == 0 {
+			om.id = s.newPacketID()
+			if om.id == 0 {
+				return // all 65535 ids in flight
+			}
+			s.queued--
+			s.queuedBytes -= om.d.msg.size
+			s.inflight[om.id] = e
+		}
+		pub := s.encodePublish(om, now)
+		buf, err := pub.Append(make([]byte, 0, pub.Len(s.conn.version)), s.conn.version)
+		if err != nil {
+			s.log.Error("encode publish", "reason", err)
+			s.discard(e, om)
+			e = next
+			continue
+		}
+		if s.conn.maxPacket > 0 && len(buf) > s.conn.maxPacket {
+			// [MQTT-3.1.2-24] never send more than the client's Maximum Packet
+			// Size: the message is discarded as if sent [MQTT-3.1.2-25].
+			s.b.stats.tooLarge.Add(1)
+			s.discard(e, om)
+			e = next
+			continue
+		}
+		if err := s.conn.out.Enqueue(buf); err != nil {
+			if s.b.opt.DisconnectSlow && errors.Is(err, transport.ErrQueueFull) {
+				// slow_client_policy = "disconnect": close with Quota exceeded;
+				// the session keeps its QoS 1/2 messages for the next connection.
+				s.kickConn(nil, protocol.ReasonQuotaExceeded, "slow client: outbound bytes over max_outbound_bytes")
+			}
+			if om.d.qos == 0 {
+				s.b.stats.dropped.Add(1) // slow client: QoS 0 is dropped
+				s.discard(e, om)
+				e = next
+				continue
+			}
+			if !errors.Is(err, transport.ErrClosed) {
+				s.retryLater() // QoS 1/2 stay for redelivery
+			}
+			return
+		}
+		if om.d.qos == 0 {
+			s.discard(e, om)
+		} else {
+			om.state, om.dup = outSent, false
+		}
+		e = next
+	}
+}
+
+// discard removes a message from the order list, wherever it stands.
+func (s *session) discard(e *list.Element, om *outMsg) {
+	s.order.Remove(e)
+	if om.id != 0 {
+		delete(s.inflight, om.id)
+		return
+	}
+	s.queued--
+	s.queuedBytes -= om.d.msg.size
+}
+
+// retryLater schedules a pump when the writer refused: it drains on its
+// own, or closes the connection at its write deadline.
+func (s *session) retryLater() {
+	if s.retryTimer == nil {
+		s.retryTimer = s.after(retryInterval, timerRetry)
+	}
+}
+
+// retryInterval is how soon a session retries sending QoS 1/2 messages
+// that a full writer refused.
+const retryInterval = 20 * time.Millisecond
+
+// newPacketID returns an unused non-zero packet identifier [MQTT-2.2.1-3]
+// [MQTT-2.3.1-2], or 0 when all are in use.
+func (s *session) newPacketID() uint16 {
+	for range 65535 {
+		s.nextID++
+		if s.nextID == 0 {
+			s.nextID = 1
+		}
+		if _, used := s.inflight[s.nextID]; !used {
+			return s.nextID
+		}
+	}
+	return 0
+}
+
+// encodePublish builds the PUBLISH for one delivery: QoS is the granted
+// one, RETAIN as the subscription says, the remaining Message Expiry
+// [MQTT-3.3.2-6], the subscription identifiers [MQTT-3.3.4-3], and every
+// other property unchanged.
+func (s *session) encodePublish(om *outMsg, now time.Time) *protocol.Publish {
+	m := om.d.msg
+	p := &protocol.Publish{Topic: m.Topic, Payload: m.Payload, QoS: om.d.qos, Retain: om.d.retain,
+		Dup: om.dup && om.d.qos > 0, PacketID: om.id}
+	if s.conn.version >= protocol.Version5 {
+		p.Props = m.Props
+		if exp, ok := m.remainingExpiry(now); ok {
+			p.Props.MessageExpiry = exp
+			p.Props.Set(protocol.PropMessageExpiry)
+		}
+		p.Props.SubscriptionIDs = om.d.subIDs
+	}
+	return p
+}
+
+// reshareAll hands the unfinished QoS 1/2 messages this session got
+// through shared subscriptions (only those of the groups in only, when
+// set) to other members of their groups. A QoS 2 message whose PUBREC
+// arrived is finished from the publisher's side and stays. A message no
+// other member can take stays here.
+func (s *session) reshareAll(ctx sender, only map[sharedRef]bool) {
+	for e := s.order.Front(); e != nil; {
+		next := e.Next()
+		om := e.Value.(*outMsg)
+		if sh := om.d.shared; sh != nil && om.d.qos > 0 && om.state != outRelSent && (only == nil || only[*sh]) {
+			if s.b.reshare(ctx, om.d, s.clientID) {
+				s.discard(e, om)
+			}
+		}
+		e = next
+	}
+}

@@ -1,0 +1,55 @@
+// Package transport moves bytes between nanoactor and its clients: listeners
+// that yield ordered byte streams (net.Conn), and the write path of a
+// connection. It knows nothing of actors and nothing of MQTT semantics.
+//
+// # One writer per connection
+//
+// Every byte sent to a client goes through the connection's Outbound: a
+// queue of buffers bounded in bytes, drained by one writer goroutine that the
+// Outbound starts and owns. The contract:
+//
+//   - Enqueue, EnqueueBatch, CloseAfter, Close and CloseWith may be called
+//     from any goroutine and never block on the network or on the writer.
+//   - A buffer accepted by Enqueue belongs to the writer: the caller must not
+//     read, write or reuse it. Options.Release, if set, gets it back exactly
+//     once, after it was written or discarded. A buffer whose Enqueue
+//     returned an error still belongs to the caller.
+//   - Past Options.MaxPending bytes, Enqueue returns ErrQueueFull and queues
+//     nothing; the caller's policy decides (drop QoS 0, keep QoS 1/2 for
+//     redelivery, or disconnect with ReasonSlowConsumer).
+//   - A nil or empty buffer is an impossible state: the Outbound fails
+//     closed (ReasonInvalidBuffer). It never logs and continues.
+//   - The writer takes everything queued at each wake-up and writes it with
+//     one vectored write (net.Buffers) under one write deadline; on kernel
+//     sockets that is one writev per up to 1024 buffers. Connections without
+//     vectored writes (TLS, WebSocket, pipes) get small buffers copied into
+//     64 KiB segments instead, so they too pay one Write per many messages.
+//   - A write error, a missed deadline or a panic in the writer closes the
+//     connection with a recorded CloseReason; the first reason recorded wins.
+//     Closing sets the net.Conn's deadlines in the past (so a blocked Read
+//     returns at once) and leaves net.Conn.Close to the exiting writer, since
+//     a TLS Close may block writing close_notify. Done is closed when the
+//     writer has exited, the net.Conn is closed and every accepted buffer was
+//     written or released.
+//   - The Outbound does not run timers: the owner's watchdog asks Stalled
+//     (bytes pending and no progress for a bounded time) and closes with
+//     ReasonStalled.
+//   - The Outbound does not log. The owner logs the recorded reason once,
+//     with the client id.
+//
+// # Goroutines
+//
+// Each goroutine has one owner and one exit path:
+//   - the writer goroutine of an Outbound: owned by the Outbound, exits after
+//     a close (any cause), closing Done;
+//   - the goroutine running Server.Serve: owned by the caller, returns when
+//     its listener is closed;
+//   - one goroutine per accepted connection running Server.Handle: owned by
+//     the Server, exits when Handle returns; Server.Wait waits for them.
+//
+// # Fault injection
+//
+// Options.Faults (a *FaultPlan, nil in production) lets tests make a
+// connection's send path fail, panic, hand over an invalid buffer or stall,
+// to prove that only that connection is closed and the rest keeps serving.
+package transport

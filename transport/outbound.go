@@ -1,0 +1,625 @@
+package transport
+
+import (
+	"errors"
+	"net"
+	"os"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults and limits of an Outbound. A zero (or negative) option means its
+// default.
+const (
+	// DefaultMaxPending bounds the bytes one connection may hold accepted
+	// but not yet written: 4 MiB.
+	DefaultMaxPending = 4 << 20
+
+	// DefaultWriteTimeout is the deadline of one batch write: a peer that
+	// takes no bytes for this long is closed with ReasonWriteTimeout.
+	DefaultWriteTimeout = 10 * time.Second
+
+	// maxIOV is the number of buffers passed to one vectored write call:
+	// IOV_MAX on Linux and Darwin, and the chunk internal/poll uses.
+	maxIOV = 1024
+
+	// coalesceSize is the segment size for connections that cannot write
+	// vectors (TLS, WebSocket, pipes): small buffers are copied into one
+	// segment so that each Write carries many messages.
+	coalesceSize = 64 << 10
+
+	// retainBatch is the batch backing array size (in buffers) the writer
+	// always keeps for reuse. A bigger one is dropped after shrinkAfter
+	// batches in a row that fill less than a quarter of it, so a burst's
+	// array does not outlive the burst for long while steady heavy traffic
+	// does not reallocate.
+	retainBatch = 4096
+	shrinkAfter = 64
+)
+
+// Options configure an Outbound. The zero value is ready to use.
+type Options struct {
+	// MaxPending bounds, in bytes, what the Outbound holds accepted but not
+	// yet written (queued plus in flight). Zero means DefaultMaxPending.
+	// One buffer larger than the bound is still accepted when nothing is
+	// pending, so a connection can always make progress; the owner's maximum
+	// packet size bounds that case.
+	MaxPending int
+
+	// WriteTimeout is the write deadline of each batch. Zero means
+	// DefaultWriteTimeout. Writes always carry a deadline.
+	WriteTimeout time.Duration
+
+	// Release, when set, is called by the writer goroutine exactly once for
+	// every accepted buffer, after it was written or discarded (on close),
+	// so callers can pool buffers. It is never called for a buffer whose
+	// Enqueue returned an error. It must not block: the writer waits for it.
+	Release func([]byte)
+
+	// Faults is the test-only fault-injection seam; nil in production.
+	Faults *FaultPlan
+}
+
+// Outbound is the one writer of a connection: a queue of byte buffers,
+// bounded in bytes, drained by one writer goroutine that the Outbound starts
+// and owns. At each wake-up the writer takes everything queued and writes it
+// with one vectored write (net.Buffers) under a per-batch write deadline. No
+// lock is held during I/O.
+//
+// All methods may be called from any goroutine and none blocks on the
+// network. The writer goroutine exits after Close (or a write failure, or a
+// completed CloseAfter); Done is closed when it has exited.
+type Outbound struct {
+	conn     net.Conn
+	max      int64
+	timeout  time.Duration
+	release  func([]byte)
+	faults   *FaultPlan
+	vectored bool
+	epoch    time.Time // monotonic origin of progress
+
+	wake chan struct{} // capacity 1: "the queue went non-empty"
+	quit chan struct{} // closed once, by closeWith
+	done chan struct{} // closed by the writer goroutine on exit
+
+	mu    sync.Mutex
+	state uint8    // stateOpen → stateDraining → stateClosed, under mu
+	queue [][]byte // accepted, not yet taken by the writer, under mu
+
+	cerr atomic.Pointer[CloseError] // first recorded reason; set under mu
+
+	pending  atomic.Int64 // bytes accepted and not yet written or discarded
+	progress atomic.Int64 // time since epoch of the last write progress
+
+	queued    atomic.Int64 // bytes accepted in total
+	written   atomic.Int64 // bytes written in total
+	buffers   atomic.Int64 // buffers taken by the writer in total
+	batches   atomic.Int64 // batches (writer wake-ups with data)
+	writes    atomic.Int64 // write calls (vectored or coalesced)
+	maxBatch  atomic.Int64 // most buffers in one batch
+	queueFull atomic.Int64 // ErrQueueFull rejections
+
+	// Owned by the writer goroutine.
+	iovBack   [][]byte    // backing array of iov, at most maxIOV entries
+	iov       net.Buffers // consumed by WriteTo; never appended to directly
+	underused int         // batches in a row using < 1/4 of a big array
+}
+
+const (
+	stateOpen uint8 = iota
+	stateDraining
+	stateClosed
+)
+
+// NewOutbound starts the writer goroutine of c and returns its Outbound. The
+// Outbound owns c from now on: only its writer writes to c or closes it. The
+// caller may still read from c and set read deadlines. Once a close is
+// decided, c's deadlines are set in the past, so a blocked Read returns at
+// once (the caller then consults Err), and the writer closes c as it exits.
+func NewOutbound(c net.Conn, opts Options) *Outbound {
+	if c == nil {
+		panic("transport: NewOutbound with nil conn")
+	}
+	o := &Outbound{
+		conn:    c,
+		max:     int64(opts.MaxPending),
+		timeout: opts.WriteTimeout,
+		release: opts.Release,
+		faults:  opts.Faults,
+		epoch:   time.Now(),
+		wake:    make(chan struct{}, 1),
+		quit:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	if o.max <= 0 {
+		o.max = DefaultMaxPending
+	}
+	if o.timeout <= 0 {
+		o.timeout = DefaultWriteTimeout
+	}
+	switch c.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		// Only the kernel sockets of package net implement vectored writes;
+		// net.Buffers.WriteTo falls back to one Write per buffer elsewhere.
+		o.vectored = true
+	}
+	go o.run()
+	return o
+}
+
+// Enqueue hands buf to the writer. It never blocks. On success the writer
+// owns buf and nobody else may touch it again. On error nothing was queued
+// and the caller keeps buf:
+//   - ErrQueueFull: the byte bound would be passed; apply the caller's policy.
+//   - a *CloseError (errors.Is ErrClosed): the Outbound is closed or flushing
+//     before a close.
+//
+// A nil or empty buf is an impossible state: the Outbound fails closed with
+// ReasonInvalidBuffer and Enqueue returns the recorded *CloseError.
+func (o *Outbound) Enqueue(buf []byte) error {
+	if len(buf) == 0 {
+		return o.failInvalid()
+	}
+	n := int64(len(buf))
+	o.mu.Lock()
+	if o.state != stateOpen {
+		o.mu.Unlock()
+		return o.closedErr()
+	}
+	if !o.admit(n) {
+		o.mu.Unlock()
+		o.queueFull.Add(1)
+		return ErrQueueFull
+	}
+	wasEmpty := len(o.queue) == 0
+	o.queue = append(o.queue, buf)
+	o.mu.Unlock()
+	if wasEmpty {
+		o.signal()
+	}
+	return nil
+}
+
+// EnqueueBatch hands all of bufs to the writer atomically: either every
+// buffer is queued, contiguously and in order, or none is. Errors and
+// ownership are as for Enqueue; the bufs slice itself is not retained.
+func (o *Outbound) EnqueueBatch(bufs ...[]byte) error {
+	var n int64
+	for _, b := range bufs {
+		if len(b) == 0 {
+			return o.failInvalid()
+		}
+		n += int64(len(b))
+	}
+	if len(bufs) == 0 {
+		return nil
+	}
+	o.mu.Lock()
+	if o.state != stateOpen {
+		o.mu.Unlock()
+		return o.closedErr()
+	}
+	if !o.admit(n) {
+		o.mu.Unlock()
+		o.queueFull.Add(1)
+		return ErrQueueFull
+	}
+	wasEmpty := len(o.queue) == 0
+	o.queue = append(o.queue, bufs...)
+	o.mu.Unlock()
+	if wasEmpty {
+		o.signal()
+	}
+	return nil
+}
+
+// CloseAfter records reason and cause as the close reason now (unless one is
+// already recorded), stops accepting buffers, queues final (for example a
+// DISCONNECT or CONNACK), and has the writer flush everything queued before
+// closing the connection. It never blocks; Done reports the end. final is not
+// counted against MaxPending. Errors and ownership are as for EnqueueBatch.
+// The flush is bounded by WriteTimeout like every batch.
+func (o *Outbound) CloseAfter(reason CloseReason, cause error, final ...[]byte) error {
+	var n int64
+	for _, b := range final {
+		if len(b) == 0 {
+			return o.failInvalid()
+		}
+		n += int64(len(b))
+	}
+	o.mu.Lock()
+	if o.state != stateOpen {
+		o.mu.Unlock()
+		return o.closedErr()
+	}
+	o.record(reason, cause)
+	o.state = stateDraining
+	if n > 0 {
+		o.add(n)
+		o.queue = append(o.queue, final...)
+	}
+	o.mu.Unlock()
+	o.signal() // the writer must see the drain even with nothing queued
+	return nil
+}
+
+// Close closes the connection with ReasonClosed unless a reason is already
+// recorded. It is idempotent, never blocks and always returns nil; queued
+// buffers are discarded (and released) by the writer, which closes the
+// net.Conn and then Done.
+func (o *Outbound) Close() error {
+	o.closeWith(ReasonClosed, nil)
+	return nil
+}
+
+// CloseWith closes the connection, recording reason and cause unless a
+// reason is already recorded. It is idempotent and never blocks.
+func (o *Outbound) CloseWith(reason CloseReason, cause error) {
+	o.closeWith(reason, cause)
+}
+
+// Done is closed when the writer goroutine has exited: the connection is
+// closed and every accepted buffer was written or released.
+func (o *Outbound) Done() <-chan struct{} { return o.done }
+
+// Err returns the recorded close reason, or nil while the Outbound is open.
+// It is set as soon as a close is decided (by CloseAfter too, before the
+// flush completes).
+func (o *Outbound) Err() *CloseError { return o.cerr.Load() }
+
+// Reason returns the recorded close reason, ReasonNone while open.
+func (o *Outbound) Reason() CloseReason {
+	if e := o.cerr.Load(); e != nil {
+		return e.Reason
+	}
+	return ReasonNone
+}
+
+// Pending returns the bytes accepted and not yet written.
+func (o *Outbound) Pending() int64 { return o.pending.Load() }
+
+// LastProgress returns the time of the last write progress, or of the moment
+// pending bytes last went from zero to non-zero, whichever is later. The time
+// carries a monotonic reading.
+func (o *Outbound) LastProgress() time.Time {
+	return o.epoch.Add(time.Duration(o.progress.Load()))
+}
+
+// Stalled reports whether bytes are pending and no write progress was made
+// in the limit before now. An owner's watchdog closes a stalled connection
+// with ReasonStalled.
+func (o *Outbound) Stalled(now time.Time, limit time.Duration) bool {
+	return o.pending.Load() > 0 && now.Sub(o.LastProgress()) > limit
+}
+
+// OutboundStats is a snapshot of an Outbound's counters.
+type OutboundStats struct {
+	BytesQueued  int64 // accepted in total
+	BytesWritten int64 // written in total
+	Pending      int64 // accepted, not yet written or discarded
+	Buffers      int64 // taken by the writer in total
+	Batches      int64 // writer wake-ups that found data
+	Writes       int64 // write calls; vectored ones carry up to 1024 buffers each
+	MaxBatch     int64 // most buffers taken at one wake-up
+	QueueFull    int64 // ErrQueueFull rejections
+}
+
+// Stats returns the counters. Each is read atomically; the set is not one
+// consistent snapshot.
+func (o *Outbound) Stats() OutboundStats {
+	return OutboundStats{
+		BytesQueued:  o.queued.Load(),
+		BytesWritten: o.written.Load(),
+		Pending:      o.pending.Load(),
+		Buffers:      o.buffers.Load(),
+		Batches:      o.batches.Load(),
+		Writes:       o.writes.Load(),
+		MaxBatch:     o.maxBatch.Load(),
+		QueueFull:    o.queueFull.Load(),
+	}
+}
+
+// admit reports whether n more bytes fit and, if so, accounts for them.
+// Called with mu held; only the writer decreases pending, so the check is
+// conservative.
+func (o *Outbound) admit(n int64) bool {
+	if p := o.pending.Load(); p > 0 && p+n > o.max {
+		return false
+	}
+	o.add(n)
+	return true
+}
+
+// add accounts for n accepted bytes. Called with mu held.
+func (o *Outbound) add(n int64) {
+	o.queued.Add(n)
+	if o.pending.Add(n) == n {
+		// Pending went from zero: the stall clock starts now, not at the
+		// last write, which may be long ago.
+		o.progress.Store(int64(time.Since(o.epoch)))
+	}
+}
+
+func (o *Outbound) signal() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// failInvalid fails closed on a nil or empty buffer.
+func (o *Outbound) failInvalid() error {
+	o.closeWith(ReasonInvalidBuffer, ErrInvalidBuffer)
+	return o.closedErr()
+}
+
+func (o *Outbound) closedErr() error {
+	if e := o.cerr.Load(); e != nil {
+		return e
+	}
+	return ErrClosed // unreachable: the reason is recorded before the state leaves open
+}
+
+// record stores the first close reason. Called with mu held.
+func (o *Outbound) record(reason CloseReason, cause error) {
+	if o.cerr.Load() == nil {
+		if reason == ReasonNone {
+			reason = ReasonClosed
+		}
+		o.cerr.Store(&CloseError{Reason: reason, Err: cause})
+	}
+}
+
+// aLongTimeAgo is a deadline that has always passed.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// closeWith records the reason (first wins), makes the connection's pending
+// and future reads and writes fail at once, and tells the writer to stop;
+// the writer closes the connection on its way out. The caller's goroutine
+// never calls conn.Close: a TLS Close writes a close_notify alert and may
+// block for seconds on a peer that does not read.
+func (o *Outbound) closeWith(reason CloseReason, cause error) {
+	o.mu.Lock()
+	if o.state == stateClosed {
+		o.mu.Unlock()
+		return
+	}
+	o.record(reason, cause)
+	o.state = stateClosed
+	o.mu.Unlock()
+	if err := o.conn.SetDeadline(aLongTimeAgo); err != nil {
+		_ = o.conn.Close() // deadlines unsupported: close to unblock the writer
+	}
+	close(o.quit)
+}
+
+// closeConn closes the connection from the exiting writer goroutine.
+func (o *Outbound) closeConn() {
+	defer func() { _ = recover() }() // a broken Close must not crash the process
+	_ = o.conn.Close()
+}
+
+// run is the writer goroutine. Owner: the Outbound. Exit: quit closed, a
+// write failure, a completed drain, or a recovered panic; on every exit the
+// reason is recorded, the connection is closed, remaining buffers are
+// released, and then done is closed.
+func (o *Outbound) run() {
+	var batch [][]byte // the buffers being written; released entries are nil
+	defer close(o.done)
+	defer func() {
+		if r := recover(); r != nil {
+			o.closeWith(ReasonPanic, &PanicError{Value: r, Stack: debug.Stack()})
+		}
+		o.closeConn()
+		o.discard(batch)
+	}()
+	for {
+		select {
+		case <-o.wake:
+		case <-o.quit:
+			return
+		}
+		for {
+			select {
+			case <-o.quit:
+				return
+			default:
+			}
+			var draining bool
+			batch, draining = o.take(batch)
+			if len(batch) == 0 {
+				if draining {
+					o.closeWith(ReasonClosed, nil) // the drain's reason is already recorded
+					return
+				}
+				break
+			}
+			if err := o.write(batch); err != nil {
+				o.closeWith(classify(err), err)
+				return
+			}
+			o.releaseAll(batch)
+			if draining {
+				o.closeWith(ReasonClosed, nil)
+				return
+			}
+		}
+	}
+}
+
+// take swaps the queue for the writer's previous (released, cleared but not
+// resliced) batch array and returns everything queued.
+func (o *Outbound) take(prev [][]byte) (batch [][]byte, draining bool) {
+	switch {
+	case cap(prev) <= retainBatch || len(prev) >= cap(prev)/4:
+		o.underused = 0
+		prev = prev[:0]
+	case o.underused < shrinkAfter:
+		o.underused++
+		prev = prev[:0]
+	default:
+		o.underused = 0
+		prev = nil // the burst has passed: do not keep its array alive
+	}
+	o.mu.Lock()
+	batch, o.queue = o.queue, prev
+	draining = o.state == stateDraining
+	o.mu.Unlock()
+	return batch, draining
+}
+
+// write writes one batch under one write deadline.
+func (o *Outbound) write(batch [][]byte) error {
+	if p := o.faults; p != nil {
+		if err := o.inject(p); err != nil {
+			return err
+		}
+	}
+	o.batches.Add(1)
+	o.buffers.Add(int64(len(batch)))
+	if n := int64(len(batch)); n > o.maxBatch.Load() {
+		o.maxBatch.Store(n) // only the writer stores
+	}
+	if err := o.conn.SetWriteDeadline(time.Now().Add(o.timeout)); err != nil {
+		return err
+	}
+	if o.vectored {
+		return o.writeVectored(batch)
+	}
+	return o.writeCoalesced(batch)
+}
+
+// writeVectored writes batch with vectored writes of up to maxIOV buffers.
+// net.Buffers.WriteTo consumes the slice it is given (and nils its entries),
+// so it gets a copy of the headers in iovBack, never batch itself.
+func (o *Outbound) writeVectored(batch [][]byte) error {
+	for len(batch) > 0 {
+		k := min(len(batch), maxIOV)
+		o.iovBack = append(o.iovBack[:0], batch[:k]...)
+		o.iov = o.iovBack
+		n, err := o.iov.WriteTo(o.conn)
+		clear(o.iovBack[:k])
+		o.writes.Add(1)
+		o.progressed(n)
+		if err != nil {
+			return err
+		}
+		batch = batch[k:]
+	}
+	return nil
+}
+
+var segmentPool = sync.Pool{New: func() any {
+	b := make([]byte, 0, coalesceSize)
+	return &b
+}}
+
+// writeCoalesced writes batch to a connection without vectored writes:
+// small buffers are copied into segments of up to coalesceSize bytes, so a
+// TLS connection seals one record per segment instead of one per message.
+func (o *Outbound) writeCoalesced(batch [][]byte) error {
+	if len(batch) == 1 {
+		return o.writeOne(batch[0])
+	}
+	sp := segmentPool.Get().(*[]byte)
+	seg := (*sp)[:0]
+	defer func() {
+		*sp = seg[:0]
+		segmentPool.Put(sp)
+	}()
+	for _, b := range batch {
+		if len(seg)+len(b) > coalesceSize && len(seg) > 0 {
+			if err := o.writeOne(seg); err != nil {
+				return err
+			}
+			seg = seg[:0]
+		}
+		if len(b) >= coalesceSize {
+			if err := o.writeOne(b); err != nil {
+				return err
+			}
+			continue
+		}
+		seg = append(seg, b...)
+	}
+	if len(seg) > 0 {
+		return o.writeOne(seg)
+	}
+	return nil
+}
+
+func (o *Outbound) writeOne(b []byte) error {
+	n, err := o.conn.Write(b)
+	o.writes.Add(1)
+	o.progressed(int64(n))
+	return err
+}
+
+func (o *Outbound) progressed(n int64) {
+	if n <= 0 {
+		return
+	}
+	o.written.Add(n)
+	o.pending.Add(-n)
+	o.progress.Store(int64(time.Since(o.epoch)))
+}
+
+// releaseAll hands every buffer of a written batch to Release and clears
+// the entries. An entry is cleared before its Release call, so a panicking
+// Release is still called exactly once.
+func (o *Outbound) releaseAll(batch [][]byte) {
+	if o.release == nil {
+		clear(batch)
+		return
+	}
+	for i, b := range batch {
+		batch[i] = nil
+		o.release(b)
+	}
+}
+
+// discard releases everything the writer and the queue still hold. It runs
+// once, on the writer's exit, after the state is closed, so nothing can be
+// queued afterwards.
+func (o *Outbound) discard(batch [][]byte) {
+	o.mu.Lock()
+	q := o.queue
+	o.queue = nil
+	o.mu.Unlock()
+	o.releaseSafe(batch)
+	o.releaseSafe(q)
+	o.pending.Store(0)
+}
+
+// releaseSafe is releaseAll for the exit path: a panicking Release must not
+// take the process down from a deferred function.
+func (o *Outbound) releaseSafe(bufs [][]byte) {
+	if o.release == nil {
+		clear(bufs)
+		return
+	}
+	for i, b := range bufs {
+		if b == nil {
+			continue
+		}
+		bufs[i] = nil
+		func() {
+			defer func() { _ = recover() }()
+			o.release(b)
+		}()
+	}
+}
+
+// classify maps a write error to its close reason.
+func classify(err error) CloseReason {
+	switch {
+	case errors.Is(err, ErrInvalidBuffer):
+		return ReasonInvalidBuffer
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return ReasonWriteTimeout
+	default:
+		return ReasonWriteError
+	}
+}
