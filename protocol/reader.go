@@ -54,7 +54,8 @@ var errNegativeRead = errors.New("read packet: reader returned invalid count")
 // packet's size and no further. Since the declared size is compared with
 // the maximum first, the buffer never exceeds max(initial size, maximum
 // packet size), and a peer that declares a large packet and sends little of
-// it makes the Reader hold at most twice what it sent.
+// it makes the Reader hold no more than max(initial size, twice what it
+// sent).
 //
 // A grown buffer is released: once shrinkAfter (4) packets in a row have
 // fit in the initial size, the next time Next must read from the stream

@@ -79,21 +79,19 @@ func (g *Group[K, V]) At(i int) (key K, val V) {
 	return m.key, m.val
 }
 
-// node is the trie node of one topic level. kids holds the literal children,
-// plus the '+' child; end holds the subscriptions whose filter ends at this
-// node, multi those whose filter ends with a '#' level right below it.
+// node is the trie node of one filter level. kids holds the literal
+// children, plus the '+' child and hash the '#' child (a node without
+// children of its own). subs and groups hold the subscriptions whose filter
+// ends at this node: ordinary ones by key, shared groups sorted by name.
+//
+// The subscriptions live in the node rather than in a leaf object of their
+// own, and single entries live inline in their hmap, so that reaching the
+// subscriber of "site/N/device/M/temp" from node M touches two objects.
 type node[K comparable, V any] struct {
-	epoch uint64
-	kids  hmap[string, *node[K, V]]
-	plus  *node[K, V]
-	end   *leaf[K, V]
-	multi *leaf[K, V]
-}
-
-// leaf holds the subscriptions of one filter: ordinary ones by key, and the
-// shared groups on that filter sorted by name.
-type leaf[K comparable, V any] struct {
 	epoch  uint64
+	kids   hmap[string, *node[K, V]]
+	plus   *node[K, V]
+	hash   *node[K, V]
 	subs   hmap[K, V]
 	groups []*Group[K, V]
 }
@@ -130,34 +128,32 @@ func (x *Index[K, V]) Subscribe(filter string, key K, val V) (added bool, err er
 	if err != nil {
 		return false, err
 	}
-	var op func(*leaf[K, V]) (*leaf[K, V], bool)
+	var op func(*node[K, V]) (*node[K, V], bool)
 	if shared {
-		op = func(l *leaf[K, V]) (*leaf[K, V], bool) {
-			l = x.editLeaf(l)
-			i, found := slices.BinarySearchFunc(l.groups, group, func(g *Group[K, V], name string) int {
-				return strings.Compare(g.name, name)
-			})
+		op = func(t *node[K, V]) (*node[K, V], bool) {
+			t = x.editNode(t)
+			i, found := findGroup(t.groups, group)
 			if !found {
 				g := &Group[K, V]{epoch: x.epoch, name: group, filter: inner, members: []member[K, V]{{key, val}}}
-				l.groups = slices.Insert(l.groups, i, g)
+				t.groups = slices.Insert(t.groups, i, g)
 				added = true
-				return l, true
+				return t, true
 			}
-			g := x.editGroup(l.groups[i])
-			l.groups[i] = g
+			g := x.editGroup(t.groups[i])
+			t.groups[i] = g
 			if j := g.find(key); j >= 0 {
 				g.members[j].val = val
 			} else {
 				g.members = append(g.members, member[K, V]{key, val})
 				added = true
 			}
-			return l, true
+			return t, true
 		}
 	} else {
-		op = func(l *leaf[K, V]) (*leaf[K, V], bool) {
-			l = x.editLeaf(l)
-			added = l.subs.set(x.epoch, x.hashKey(key), key, val, x.hashKey)
-			return l, true
+		op = func(t *node[K, V]) (*node[K, V], bool) {
+			t = x.editNode(t)
+			added = t.subs.set(x.epoch, x.hashKey(key), key, val, x.hashKey)
+			return t, true
 		}
 		inner = filter
 	}
@@ -180,44 +176,42 @@ func (x *Index[K, V]) Unsubscribe(filter string, key K) (removed bool, err error
 	if err != nil {
 		return false, err
 	}
-	var op func(*leaf[K, V]) (*leaf[K, V], bool)
+	var op func(*node[K, V]) (*node[K, V], bool)
 	if shared {
-		op = func(l *leaf[K, V]) (*leaf[K, V], bool) {
-			if l == nil {
+		op = func(t *node[K, V]) (*node[K, V], bool) {
+			if t == nil {
 				return nil, false
 			}
-			i, found := slices.BinarySearchFunc(l.groups, group, func(g *Group[K, V], name string) int {
-				return strings.Compare(g.name, name)
-			})
+			i, found := findGroup(t.groups, group)
 			if !found {
-				return l, false
+				return t, false
 			}
-			j := l.groups[i].find(key)
+			j := t.groups[i].find(key)
 			if j < 0 {
-				return l, false
+				return t, false
 			}
-			l = x.editLeaf(l)
-			if len(l.groups[i].members) == 1 {
-				l.groups = slices.Delete(l.groups, i, i+1)
+			t = x.editNode(t)
+			if len(t.groups[i].members) == 1 {
+				t.groups = slices.Delete(t.groups, i, i+1)
 			} else {
-				g := x.editGroup(l.groups[i])
+				g := x.editGroup(t.groups[i])
 				g.members = slices.Delete(g.members, j, j+1)
-				l.groups[i] = g
+				t.groups[i] = g
 			}
-			return l.pruned(), true
+			return t, true
 		}
 	} else {
-		op = func(l *leaf[K, V]) (*leaf[K, V], bool) {
-			if l == nil {
+		op = func(t *node[K, V]) (*node[K, V], bool) {
+			if t == nil {
 				return nil, false
 			}
 			h := x.hashKey(key)
-			if _, ok := l.subs.get(h, key); !ok {
-				return l, false
+			if _, ok := t.subs.get(h, key); !ok {
+				return t, false
 			}
-			l = x.editLeaf(l)
-			l.subs.del(x.epoch, h, key)
-			return l.pruned(), true
+			t = x.editNode(t)
+			t.subs.del(x.epoch, h, key)
+			return t, true
 		}
 		inner = filter
 	}
@@ -270,61 +264,47 @@ func (x *Index[K, V]) hashKey(k K) uint64 { return maphash.Comparable(x.seed, k)
 
 func (x *Index[K, V]) hashLevel(s string) uint64 { return maphash.String(x.seed, s) & x.mask }
 
-// update applies op to the leaf that the levels of rest designate below n
-// (n == nil stands for an empty node) and returns n's replacement, nil if
-// it became empty. When op reports no change, update returns n, false and
-// copies nothing. rest is a valid filter.
-func (x *Index[K, V]) update(n *node[K, V], rest string, op func(*leaf[K, V]) (*leaf[K, V], bool)) (*node[K, V], bool) {
+// update applies op to the node that ends the levels of rest below n (n ==
+// nil stands for an empty node) and returns n's replacement, nil if it
+// became empty. op gets that node (nil if absent) and returns its edited
+// replacement, or false if it changes nothing; then update returns n, false
+// and copies nothing. rest is a valid filter.
+func (x *Index[K, V]) update(n *node[K, V], rest string, op func(*node[K, V]) (*node[K, V], bool)) (*node[K, V], bool) {
 	level, tail, more := cut(rest)
-	if level == "#" { // always the last level of a valid filter
-		var l *leaf[K, V]
-		if n != nil {
-			l = n.multi
-		}
-		l, ok := op(l)
-		if !ok {
-			return n, false
-		}
-		n = x.editNode(n)
-		n.multi = l
-		return n.pruned(), true
-	}
-	plus := level == "+"
 	var child *node[K, V]
 	var h uint64
-	if !plus {
-		h = x.hashLevel(level)
-	}
-	if n != nil {
-		if plus {
+	switch level {
+	case "+":
+		if n != nil {
 			child = n.plus
-		} else {
+		}
+	case "#": // always the last level of a valid filter
+		if n != nil {
+			child = n.hash
+		}
+	default:
+		h = x.hashLevel(level)
+		if n != nil {
 			child, _ = n.kids.get(h, level)
 		}
 	}
 	var next *node[K, V]
+	var ok bool
 	if more {
-		var ok bool
-		if next, ok = x.update(child, tail, op); !ok {
-			return n, false
-		}
+		next, ok = x.update(child, tail, op)
 	} else {
-		var l *leaf[K, V]
-		if child != nil {
-			l = child.end
-		}
-		l, ok := op(l)
-		if !ok {
-			return n, false
-		}
-		next = x.editNode(child)
-		next.end = l
-		next = next.pruned()
+		next, ok = op(child)
 	}
+	if !ok {
+		return n, false
+	}
+	next = next.pruned()
 	n = x.editNode(n)
 	switch {
-	case plus:
+	case level == "+":
 		n.plus = next
+	case level == "#":
+		n.hash = next
 	case next == nil:
 		n.kids.del(x.epoch, h, level)
 	case next != child: // an unchanged pointer was edited in place
@@ -344,19 +324,9 @@ func (x *Index[K, V]) editNode(n *node[K, V]) *node[K, V] {
 	}
 	c := *n
 	c.epoch = x.epoch
-	return &c
-}
-
-func (x *Index[K, V]) editLeaf(l *leaf[K, V]) *leaf[K, V] {
-	if l == nil {
-		return &leaf[K, V]{epoch: x.epoch}
+	if len(n.groups) > 0 {
+		c.groups = slices.Clone(n.groups) // the array is shared with the published node
 	}
-	if l.epoch == x.epoch {
-		return l
-	}
-	c := *l
-	c.epoch = x.epoch
-	c.groups = slices.Clone(l.groups) // the array is shared with the published leaf
 	return &c
 }
 
@@ -370,18 +340,18 @@ func (x *Index[K, V]) editGroup(g *Group[K, V]) *Group[K, V] {
 	return &c
 }
 
+// pruned returns nil for a node that holds nothing, else n.
 func (n *node[K, V]) pruned() *node[K, V] {
-	if n.kids.n == 0 && n.plus == nil && n.end == nil && n.multi == nil {
+	if n == nil || n.kids.n == 0 && n.plus == nil && n.hash == nil && n.subs.n == 0 && len(n.groups) == 0 {
 		return nil
 	}
 	return n
 }
 
-func (l *leaf[K, V]) pruned() *leaf[K, V] {
-	if l.subs.n == 0 && len(l.groups) == 0 {
-		return nil
-	}
-	return l
+func findGroup[K comparable, V any](groups []*Group[K, V], name string) (int, bool) {
+	return slices.BinarySearchFunc(groups, name, func(g *Group[K, V], name string) int {
+		return strings.Compare(g.name, name)
+	})
 }
 
 func (g *Group[K, V]) find(key K) int {
@@ -420,11 +390,11 @@ func (s *Snapshot[K, V]) Match(topic []byte, sub func(key K, val V), group func(
 	}
 	m := matcher[K, V]{seed: s.seed, mask: s.mask, sub: sub, group: group}
 	dollar := len(topic) > 0 && topic[0] == '$'
-	if !dollar {
-		m.visit(n.multi) // [MQTT-4.7.2-1] only for names not starting with '$'
+	if !dollar && n.hash != nil {
+		m.visit(n.hash) // [MQTT-4.7.2-1] only for names not starting with '$'
 	}
 	level, rest, more := cut(topic)
-	if n.kids.root != nil {
+	if n.kids.n != 0 {
 		h := maphash.Bytes(m.seed, level) & m.mask
 		if c, _ := getLevel(&n.kids, h, level); c != nil {
 			m.match(c, rest, more)
@@ -445,13 +415,15 @@ type matcher[K comparable, V any] struct {
 // match visits n, reached by the levels before rest; more reports whether
 // rest holds another level.
 func (m *matcher[K, V]) match(n *node[K, V], rest []byte, more bool) {
-	m.visit(n.multi) // '#' also matches the parent level [MQTT-4.7.1-2]
+	if n.hash != nil {
+		m.visit(n.hash) // '#' also matches the parent level [MQTT-4.7.1-2]
+	}
 	if !more {
-		m.visit(n.end)
+		m.visit(n)
 		return
 	}
 	level, rest, more := cut(rest)
-	if n.kids.root != nil {
+	if n.kids.n != 0 {
 		h := maphash.Bytes(m.seed, level) & m.mask
 		if c, _ := getLevel(&n.kids, h, level); c != nil {
 			m.match(c, rest, more)
@@ -462,15 +434,13 @@ func (m *matcher[K, V]) match(n *node[K, V], rest []byte, more bool) {
 	}
 }
 
-func (m *matcher[K, V]) visit(l *leaf[K, V]) {
-	if l == nil {
-		return
-	}
-	if m.sub != nil && l.subs.root != nil {
-		l.subs.root.each(m.sub)
+// visit reports the subscriptions of a filter ending at n.
+func (m *matcher[K, V]) visit(n *node[K, V]) {
+	if m.sub != nil && n.subs.n != 0 {
+		n.subs.each(m.sub)
 	}
 	if m.group != nil {
-		for _, g := range l.groups {
+		for _, g := range n.groups {
 			m.group(g)
 		}
 	}
