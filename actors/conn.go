@@ -290,7 +290,7 @@ func (c *conn) close(ctx actor.Context, why string, err error, sendWill bool) {
 }
 
 func (c *conn) finish(ctx actor.Context, why string, err error, sendWill bool) {
-	attrs := []any{"client", c.clientID, "reason", why}
+	attrs := []any{"reason", why}
 	if err != nil {
 		attrs = append(attrs, "error", err.Error())
 	}
@@ -332,7 +332,11 @@ func (c *conn) detach(ctx actor.Context, sendWill bool, expiry *time.Duration) {
 // teardown runs when the actor stops for any reason, a panic included:
 // the socket closes, the reader goroutine ends, the session is told.
 func (c *conn) teardown(ctx actor.Context) {
-	if c.out != nil {
+	if c.out != nil && !c.closed {
+		// Stopped without closing first (a panic, a supervisor stop): close
+		// now. A close already under way (CloseAfter flushing a final
+		// CONNACK or DISCONNECT) is left to finish; its write deadline
+		// bounds it.
 		c.out.CloseWith(transport.ReasonProtocol, errors.New("connection actor stopped"))
 	}
 	if c.cancel != nil {

@@ -30,16 +30,14 @@ func (c *conn) connectFailed(ctx actor.Context, level protocol.Version, err erro
 // refuse sends a failing CONNACK (if the version has a code for rc) and
 // closes.
 func (c *conn) refuse(ctx actor.Context, rc protocol.ReasonCode, err error) {
-	ack := &protocol.Connack{}
-	if c.version >= protocol.Version5 {
-		ack.Reason = rc
-	} else {
-		code, ok := protocol.ConnackCodeFor(rc)
-		if !ok {
-			c.close(ctx, rc.String(), err, false) // 3.1.1: no code for it, just close
+	// Connack.Reason is a v5 code in every version; for 3.x Append writes
+	// the return code ConnackCodeFor maps it to.
+	ack := &protocol.Connack{Reason: rc}
+	if c.version < protocol.Version5 {
+		if _, ok := protocol.ConnackCodeFor(rc); !ok {
+			c.close(ctx, rc.String(), err, false) // 3.1.1: no code for it, just close [MQTT-3.2.2-6]
 			return
 		}
-		ack.Reason = protocol.ReasonCode(code)
 	}
 	buf, e := ack.Append(nil, c.version)
 	if e != nil {

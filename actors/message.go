@@ -26,6 +26,49 @@ type Message struct {
 	From    string    // publishing client id, for No Local; "" from the broker
 	Expires time.Time // zero: never expires
 	size    int
+
+	// heads caches the encoded PUBLISH header (everything before the
+	// payload) per (QoS, v5 or not, RETAIN), with packet id 1 as a
+	// placeholder; set once by whichever session needs it first.
+	heads [12]atomic.Pointer[[]byte]
+}
+
+// head returns the cached header template for (qos, v, retain), encoding
+// it on first use. Safe for concurrent use; the result must not be
+// modified.
+func (m *Message) head(qos byte, v protocol.Version, retain bool) ([]byte, error) {
+	i := int(qos) * 4
+	if v >= protocol.Version5 {
+		i += 2
+	}
+	if retain {
+		i++
+	}
+	if p := m.heads[i].Load(); p != nil {
+		return *p, nil
+	}
+	pub := &protocol.Publish{Topic: m.Topic, Payload: m.Payload, QoS: qos, Retain: retain}
+	if qos > 0 {
+		pub.PacketID = 1
+	}
+	if v >= protocol.Version5 {
+		pub.Props = m.Props
+	}
+	h, err := pub.AppendHeaderOnly(nil, v)
+	if err != nil {
+		return nil, err
+	}
+	m.heads[i].Store(&h)
+	return h, nil
+}
+
+// idBack is where the packet id sits in a cached header, counted from the
+// header's end: v5 puts the properties after it.
+func (m *Message) idBack(v protocol.Version) int {
+	if v >= protocol.Version5 {
+		return 2 + m.Props.Len(protocol.TypePublish)
+	}
+	return 2
 }
 
 // newMessage builds a Message from a decoded PUBLISH whose slices the

@@ -40,9 +40,11 @@ type session struct {
 	expiry      time.Duration
 	subs        map[string]*subscription // by filter as subscribed ($share/... included)
 	nextID      uint16
-	inflight    map[uint16]*list.Element // packet id → element of order
-	order       *list.List               // *outMsg: inflight in send order, then queued
-	queued      int                      // messages in order without a packet id yet
+	inflight    map[uint16]*list.Element // packet id → element of sent
+	sent        *list.List               // *outMsg with a packet id, in send order
+	queue       *list.List               // *outMsg waiting for the window or a connection
+	resend      bool                     // sent holds messages to send again (after a reconnect)
+	queued      int                      // messages in queue
 	dropped     int                      // messages dropped by the queue limits
 	queuedBytes int                      // bytes of the queued messages
 
@@ -53,13 +55,14 @@ type session struct {
 	timerSeq                           uint64
 	willTimer, expiryTimer, retryTimer *time.Timer
 	ended                              bool
+	used                               bool // a connection has attached before
 	log                                *slog.Logger
 }
 
 func newSession(b *Broker, clientID string) actor.Producer {
 	return func() actor.Actor {
 		return &session{b: b, clientID: clientID, subs: map[string]*subscription{},
-			inflight: map[uint16]*list.Element{}, order: list.New(), awaitRel: map[uint16]uint64{},
+			inflight: map[uint16]*list.Element{}, sent: list.New(), queue: list.New(), awaitRel: map[uint16]uint64{},
 			log: b.log.With("client", clientID)}
 	}
 }
@@ -94,9 +97,15 @@ func (s *session) Receive(ctx actor.Context) {
 	case *timerFired:
 		s.timer(ctx, m)
 	case *actor.Terminated:
+		// A system message: it overtakes the detached the connection sent
+		// before stopping. Look again behind that message.
 		if s.conn != nil && s.conn.pid.Equal(m.Who) {
+			ctx.Send(s.self, &connGone{gen: s.conn.gen})
+		}
+	case *connGone:
+		if s.conn != nil && s.conn.gen == m.gen {
 			s.log.Warn("connection actor stopped without detaching", "reason", "pipe terminated")
-			s.detach(ctx, &detached{gen: s.conn.gen, sendWill: true})
+			s.detach(ctx, &detached{gen: m.gen, sendWill: true})
 		}
 	case *actor.Stopping:
 		s.stopTimers()
@@ -121,7 +130,10 @@ func (s *session) attach(ctx actor.Context, a *attach) {
 			s.publishWill(ctx)
 		}
 	}
-	present := !s.isNew()
+	// Session Present: this session existed before this CONNECT, whatever
+	// it holds [MQTT-3.2.2-2]; a fresh or cleaned one is not [MQTT-3.2.2-1].
+	present := s.used
+	s.used = true
 	if a.cleanStart {
 		s.reset(ctx)
 		present = false
@@ -153,11 +165,8 @@ func (s *session) attach(ctx actor.Context, a *attach) {
 	s.pump(ctx)
 }
 
-// isNew reports whether the session holds no state worth reporting as
-// Session Present.
-func (s *session) isNew() bool {
-	return len(s.subs) == 0 && s.order.Len() == 0 && len(s.awaitRel) == 0 && s.nextID == 0
-}
+// connGone is the session's own follow-up of a Terminated connection.
+type connGone struct{ gen uint64 }
 
 // reset discards all state: clean start [MQTT-3.1.2-4].
 func (s *session) reset(ctx actor.Context) {
@@ -166,7 +175,8 @@ func (s *session) reset(ctx actor.Context) {
 	}
 	s.subs = map[string]*subscription{}
 	s.inflight = map[uint16]*list.Element{}
-	s.order.Init()
+	s.sent.Init()
+	s.queue.Init()
 	s.queued, s.queuedBytes, s.nextID = 0, 0, 0
 	s.awaitRel = map[uint16]uint64{}
 }
@@ -287,7 +297,8 @@ func (s *session) send(p protocol.Packet) bool {
 // every PUBREL for resending, keeping their packet ids and order
 // [MQTT-4.4.0-1].
 func (s *session) markResend() {
-	for e := s.order.Front(); e != nil; e = e.Next() {
+	s.resend = true
+	for e := s.sent.Front(); e != nil; e = e.Next() {
 		om := e.Value.(*outMsg)
 		switch om.state {
 		case outSent:

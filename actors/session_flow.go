@@ -117,7 +117,7 @@ func (s *session) inflightMsg(id uint16) *outMsg {
 
 func (s *session) remove(id uint16) {
 	if e, ok := s.inflight[id]; ok {
-		s.order.Remove(e)
+		s.sent.Remove(e)
 		delete(s.inflight, id)
 	}
 }
@@ -147,7 +147,7 @@ func (s *session) enqueue(d deliver) {
 		}
 		return
 	}
-	s.order.PushBack(&outMsg{d: d})
+	s.queue.PushBack(&outMsg{d: d})
 	s.queued++
 	s.queuedBytes += d.msg.size
 	s.pump(nil)
@@ -165,92 +165,118 @@ func (s *session) pump(ctx actor.Context) {
 		window = s.conn.receiveMax // [MQTT-3.3.4-7] the client's Receive Maximum
 	}
 	now := time.Now()
-	for e := s.order.Front(); e != nil; {
-		next := e.Next()
-		om := e.Value.(*outMsg)
-		switch om.state {
-		case outRelSent:
-			if om.dup { // reconnected: PUBREL again, in order [MQTT-4.4.0-1]
-				if !s.send(&protocol.Ack{Kind: protocol.TypePubrel, PacketID: om.id}) {
-					s.retryLater()
+	// After a reconnect: every unacknowledged PUBLISH again with DUP, and
+	// every PUBREL, in their original order [MQTT-4.4.0-1] [MQTT-4.6.0-1]
+	// [MQTT-4.6.0-3]. One walk of the inflight list, once per reconnect.
+	if s.resend {
+		for e := s.sent.Front(); e != nil; {
+			next := e.Next()
+			om := e.Value.(*outMsg)
+			if om.dup || om.state == outQueued {
+				if !s.transmit(e, om, now) {
 					return
 				}
-				om.dup = false
 			}
 			e = next
-			continue
-		case outSent:
-			e = next
-			continue
 		}
-		// outQueued
-		if om.id == 0 && om.d.qos > 0 && len(s.inflight) >= window {
-			return // window full; PUBACK / PUBCOMP will pump again
-		}
-		if om.id == 0 && om.d.msg.expired(now) {
-			s.discard(e, om)
+		s.resend = false
+	}
+	for e := s.queue.Front(); e != nil; e = s.queue.Front() {
+		om := e.Value.(*outMsg)
+		if om.d.msg.expired(now) {
+			s.discard(e, om) // [MQTT-3.3.2-5] not delivered once expired
 			s.b.stats.expired.Add(1)
-			e = next
 			continue
 		}
-		if om.d.qos > 0 && om.id == 0 {
-			om.id = s.newPacketID()
-			if om.id == 0 {
+		if om.d.qos > 0 {
+			if len(s.inflight) >= window {
+				return // window full; PUBACK / PUBCOMP pump again
+			}
+			id := s.newPacketID()
+			if id == 0 {
 				return // all 65535 ids in flight
 			}
+			s.queue.Remove(e)
 			s.queued--
 			s.queuedBytes -= om.d.msg.size
-			s.inflight[om.id] = e
+			om.id = id
+			e = s.sent.PushBack(om)
+			s.inflight[id] = e
 		}
-		pub := s.encodePublish(om, now)
-		buf, err := pub.Append(make([]byte, 0, pub.Len(s.conn.version)), s.conn.version)
-		if err != nil {
-			s.log.Error("encode publish", "reason", err)
-			s.discard(e, om)
-			e = next
-			continue
-		}
-		if s.conn.maxPacket > 0 && len(buf) > s.conn.maxPacket {
-			// [MQTT-3.1.2-24] never send more than the client's Maximum Packet
-			// Size: the message is discarded as if sent [MQTT-3.1.2-25].
-			s.b.stats.tooLarge.Add(1)
-			s.discard(e, om)
-			e = next
-			continue
-		}
-		if err := s.conn.out.Enqueue(buf); err != nil {
-			if s.b.opt.DisconnectSlow && errors.Is(err, transport.ErrQueueFull) {
-				// slow_client_policy = "disconnect": close with Quota exceeded;
-				// the session keeps its QoS 1/2 messages for the next connection.
-				s.kickConn(nil, protocol.ReasonQuotaExceeded, "slow client: outbound bytes over max_outbound_bytes")
-			}
-			if om.d.qos == 0 {
-				s.b.stats.dropped.Add(1) // slow client: QoS 0 is dropped
-				s.discard(e, om)
-				e = next
-				continue
-			}
-			if !errors.Is(err, transport.ErrClosed) {
-				s.retryLater() // QoS 1/2 stay for redelivery
-			}
+		if !s.transmit(e, om, now) {
 			return
 		}
-		if om.d.qos == 0 {
-			s.discard(e, om)
-		} else {
-			om.state, om.dup = outSent, false
-		}
-		e = next
 	}
 }
 
-// discard removes a message from the order list, wherever it stands.
+// transmit encodes and enqueues one message (or, for a QoS 2 message
+// whose PUBREC arrived, its PUBREL) and reports whether pumping may go on.
+// QoS 0 leaves the queue when sent or dropped.
+func (s *session) transmit(e *list.Element, om *outMsg, now time.Time) bool {
+	if om.state == outRelSent {
+		if !s.send(&protocol.Ack{Kind: protocol.TypePubrel, PacketID: om.id}) {
+			s.retryLater()
+			return false
+		}
+		om.dup = false
+		return true
+	}
+	head, err := s.publishHead(om, now)
+	if err != nil {
+		s.log.Error("encode publish", "reason", err)
+		s.discard(e, om)
+		return true
+	}
+	payload := om.d.msg.Payload
+	if s.conn.maxPacket > 0 && len(head)+len(payload) > s.conn.maxPacket {
+		// [MQTT-3.1.2-24] never send more than the client's Maximum Packet
+		// Size: the message is discarded as if sent [MQTT-3.1.2-25].
+		s.b.stats.tooLarge.Add(1)
+		s.discard(e, om)
+		return true
+	}
+	// The header is this subscriber's; the payload is shared by every
+	// subscriber and never copied: the writer sends both with one vectored
+	// write.
+	if len(payload) > 0 {
+		err = s.conn.out.EnqueueBatch(head, payload)
+	} else {
+		err = s.conn.out.Enqueue(head)
+	}
+	if err != nil {
+		if s.b.opt.DisconnectSlow && errors.Is(err, transport.ErrQueueFull) {
+			// slow_client_policy = "disconnect": close with Quota exceeded;
+			// the session keeps its QoS 1/2 messages for the next connection.
+			s.kickConn(nil, protocol.ReasonQuotaExceeded, "slow client: outbound bytes over max_outbound_bytes")
+		}
+		if om.d.qos == 0 {
+			s.b.stats.dropped.Add(1) // slow client: QoS 0 is dropped
+			s.discard(e, om)
+			return true
+		}
+		om.state = outQueued // not on the wire: send again (DUP only if it was)
+		if !errors.Is(err, transport.ErrClosed) {
+			s.retryLater() // QoS 1/2 stay for redelivery
+		}
+		s.resend = true
+		return false
+	}
+	if om.d.qos == 0 {
+		s.discard(e, om)
+	} else {
+		om.state, om.dup = outSent, false
+	}
+	return true
+}
+
+// discard removes a message from whichever list holds it.
 func (s *session) discard(e *list.Element, om *outMsg) {
-	s.order.Remove(e)
 	if om.id != 0 {
+		s.sent.Remove(e)
 		delete(s.inflight, om.id)
 		return
 	}
+	s.queue.Remove(e)
 	s.queued--
 	s.queuedBytes -= om.d.msg.size
 }
@@ -282,6 +308,28 @@ func (s *session) newPacketID() uint16 {
 	return 0
 }
 
+// publishHead returns the PUBLISH bytes before the payload for one
+// delivery. The common case (no subscription identifier, no expiry, not a
+// resend) copies a header the message encoded once for its (QoS, version,
+// RETAIN) and patches the packet id; otherwise it encodes one.
+func (s *session) publishHead(om *outMsg, now time.Time) ([]byte, error) {
+	m := om.d.msg
+	v := s.conn.version
+	if len(om.d.subIDs) == 0 && !om.dup && m.Expires.IsZero() {
+		tmpl, err := m.head(om.d.qos, v, om.d.retain)
+		if err != nil {
+			return nil, err
+		}
+		h := append(make([]byte, 0, len(tmpl)), tmpl...)
+		if om.d.qos > 0 {
+			protocol.PatchPacketID(h, len(h)-m.idBack(v), om.id)
+		}
+		return h, nil
+	}
+	pub := s.encodePublish(om, now)
+	return pub.AppendHeaderOnly(nil, v)
+}
+
 // encodePublish builds the PUBLISH for one delivery: QoS is the granted
 // one, RETAIN as the subscription says, the remaining Message Expiry
 // [MQTT-3.3.2-6], the subscription identifiers [MQTT-3.3.4-3], and every
@@ -307,7 +355,13 @@ func (s *session) encodePublish(om *outMsg, now time.Time) *protocol.Publish {
 // arrived is finished from the publisher's side and stays. A message no
 // other member can take stays here.
 func (s *session) reshareAll(ctx sender, only map[sharedRef]bool) {
-	for e := s.order.Front(); e != nil; {
+	for _, l := range []*list.List{s.sent, s.queue} {
+		s.reshareList(ctx, l, only)
+	}
+}
+
+func (s *session) reshareList(ctx sender, l *list.List, only map[sharedRef]bool) {
+	for e := l.Front(); e != nil; {
 		next := e.Next()
 		om := e.Value.(*outMsg)
 		if sh := om.d.shared; sh != nil && om.d.qos > 0 && om.state != outRelSent && (only == nil || only[*sh]) {
