@@ -145,6 +145,9 @@ func (c *conn) connect(ctx actor.Context, cp *protocol.Connect) {
 		if cp.Props.Has(protocol.PropMaximumPacketSize) {
 			h.maxPacket = int(cp.Props.MaximumPacketSize)
 		}
+		if cp.Props.Has(protocol.PropTopicAliasMaximum) {
+			h.aliasMax = cp.Props.TopicAliasMaximum
+		}
 		p := &ack.Props
 		if assigned {
 			p.AssignedClientID = []byte(id) // [MQTT-3.2.2-16]

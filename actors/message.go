@@ -122,8 +122,9 @@ type connHandle struct {
 	out        *transport.Outbound
 	gen        uint64 // pipe id: tells this connection's messages from an older one's
 	version    protocol.Version
-	receiveMax int // the client's Receive Maximum
-	maxPacket  int // the client's Maximum Packet Size; 0: no limit beyond the protocol's
+	receiveMax int    // the client's Receive Maximum
+	maxPacket  int    // the client's Maximum Packet Size; 0: no limit beyond the protocol's
+	aliasMax   uint16 // the client's Topic Alias Maximum: aliases the broker may use toward it
 	clientID   string
 	remote     string
 	// quota counts the client's QoS 1/2 PUBLISHes not yet answered with

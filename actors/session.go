@@ -55,7 +55,8 @@ type session struct {
 	timerSeq                           uint64
 	willTimer, expiryTimer, retryTimer *time.Timer
 	ended                              bool
-	used                               bool // a connection has attached before
+	used                               bool              // a connection has attached before
+	aliases                            map[string]uint16 // outbound topic aliases of this connection
 	log                                *slog.Logger
 }
 
@@ -145,6 +146,7 @@ func (s *session) attach(ctx actor.Context, a *attach) {
 	s.will, s.willDelay = a.will, a.willDelay
 	s.expiry = a.expiry
 	s.conn = a.conn
+	s.aliases = nil                    // topic aliases live as long as one connection (3.3.2.3.4)
 	ctx.Watch(a.conn.pid)              // a connection actor that dies without detaching still detaches
 	a.connack.SessionPresent = present // [MQTT-3.2.2-2] [MQTT-3.2.2-3]
 	buf, err := a.connack.Append(nil, s.conn.version)

@@ -233,6 +233,7 @@ func (s *session) transmit(e *list.Element, om *outMsg, now time.Time) bool {
 		// Size: the message is discarded as if sent [MQTT-3.1.2-25].
 		s.b.stats.tooLarge.Add(1)
 		s.discard(e, om)
+		s.aliases = nil // an alias may have been assigned to a topic never sent
 		return true
 	}
 	// The header is this subscriber's; the payload is shared by every
@@ -244,6 +245,7 @@ func (s *session) transmit(e *list.Element, om *outMsg, now time.Time) bool {
 		err = s.conn.out.Enqueue(head)
 	}
 	if err != nil {
+		s.aliases = nil // an alias may have been assigned to a topic never sent
 		if s.b.opt.DisconnectSlow && errors.Is(err, transport.ErrQueueFull) {
 			// slow_client_policy = "disconnect": close with Quota exceeded;
 			// the session keeps its QoS 1/2 messages for the next connection.
@@ -315,6 +317,9 @@ func (s *session) newPacketID() uint16 {
 func (s *session) publishHead(om *outMsg, now time.Time) ([]byte, error) {
 	m := om.d.msg
 	v := s.conn.version
+	if s.conn.aliasMax > 0 {
+		return s.aliasedHead(om, now)
+	}
 	if len(om.d.subIDs) == 0 && !om.dup && m.Expires.IsZero() {
 		tmpl, err := m.head(om.d.qos, v, om.d.retain)
 		if err != nil {
@@ -328,6 +333,29 @@ func (s *session) publishHead(om *outMsg, now time.Time) ([]byte, error) {
 	}
 	pub := s.encodePublish(om, now)
 	return pub.AppendHeaderOnly(nil, v)
+}
+
+// aliasedHead encodes a PUBLISH header using a topic alias toward a client
+// that allows them: a topic seen before on this connection goes as an
+// empty topic plus its alias; a new one takes a free alias (sent with the
+// topic) while any remain, up to the client's Topic Alias Maximum
+// [MQTT-3.3.2-11]; past that topics go in full.
+func (s *session) aliasedHead(om *outMsg, now time.Time) ([]byte, error) {
+	pub := s.encodePublish(om, now)
+	if a, ok := s.aliases[string(pub.Topic)]; ok {
+		pub.Topic = nil
+		pub.Props.TopicAlias = a
+		pub.Props.Set(protocol.PropTopicAlias)
+	} else if len(s.aliases) < int(s.conn.aliasMax) {
+		if s.aliases == nil {
+			s.aliases = map[string]uint16{}
+		}
+		a := uint16(len(s.aliases) + 1)
+		s.aliases[string(pub.Topic)] = a
+		pub.Props.TopicAlias = a
+		pub.Props.Set(protocol.PropTopicAlias)
+	}
+	return pub.AppendHeaderOnly(nil, s.conn.version)
 }
 
 // encodePublish builds the PUBLISH for one delivery: QoS is the granted
