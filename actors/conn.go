@@ -185,7 +185,13 @@ func (c *conn) readLoop(rctx context.Context, sys *actor.ActorSystem, self *acto
 	}
 	cp := new(protocol.Connect)
 	if err := cp.Decode(h, clone(body), 0); err != nil {
-		fail(err, &readFailed{level: cp.AckVersion(), connect: true})
+		level := cp.AckVersion()
+		if cp.Level > protocol.Version5 {
+			// A newer protocol than ours: answer in the newest form we know,
+			// v5 CONNACK 0x84 [MQTT-3.1.2-2].
+			level = protocol.Version5
+		}
+		fail(err, &readFailed{level: level, connect: true})
 		return
 	}
 	version := cp.Level
@@ -245,6 +251,13 @@ func (c *conn) readFailed(ctx actor.Context, m *readFailed) {
 	}
 	if m.connect {
 		c.connectFailed(ctx, m.level, m.err)
+		return
+	}
+	if oe := c.out.Err(); oe != nil {
+		// The writer closed the socket first (write timeout, write error,
+		// an invalid buffer, a panic): that is the reason, not the read
+		// error it caused.
+		c.close(ctx, oe.Reason.String(), oe, true)
 		return
 	}
 	var rc protocol.ReasonCode

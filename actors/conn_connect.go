@@ -54,7 +54,6 @@ func (c *conn) refuse(ctx actor.Context, rc protocol.ReasonCode, err error) {
 // it [MQTT-3.2.0-1].
 func (c *conn) connect(ctx actor.Context, cp *protocol.Connect) {
 	c.version = cp.Level
-	c.connecting = true
 	v5 := cp.Level >= protocol.Version5
 	o := &c.b.opt
 	id := string(cp.ClientID)
@@ -189,6 +188,7 @@ func (c *conn) connect(ctx actor.Context, cp *protocol.Connect) {
 	}
 	c.log = c.log.With("client", id)
 	c.describe()
+	c.connecting = true // until attached: see stop
 	ctx.Send(c.b.registry, &connectReq{clientID: id, attach: &attach{conn: h, cleanStart: cp.CleanStart,
 		expiry: expiry, will: will, willDelay: willDelay, connack: ack}})
 }

@@ -182,6 +182,7 @@ type deliver struct {
 	subIDs []int      // v5 Subscription Identifiers of the matching subscriptions
 	retain bool       // the RETAIN flag to send (Retain As Published, or a retained message on subscribe)
 	shared *sharedRef // set when delivered through a shared subscription group
+	cost   int64      // bytes counted in the session's backlog by the router
 }
 
 // sharedRef names a shared subscription group.

@@ -45,6 +45,9 @@ func (r *registry) Receive(ctx actor.Context) {
 		if cur := r.sessions[m.clientID]; cur != nil && cur.Equal(m.pid) {
 			delete(r.sessions, m.clientID)
 		}
+		// No attach goes to it from now on; the ones sent before are ahead
+		// of the pill in its mailbox and come back here.
+		ctx.Poison(m.pid)
 		r.b.stats.sessions.Add(-1)
 	case *countSessions:
 		ctx.Respond(len(r.sessions))

@@ -18,12 +18,13 @@ type sender interface {
 // target is one session a message goes to, after merging all of its
 // matching subscriptions.
 type target struct {
-	key    string
-	pid    *actor.PID
-	qos    byte
-	retain bool
-	subIDs []int
-	shared *sharedRef
+	key     string
+	pid     *actor.PID
+	qos     byte
+	retain  bool
+	subIDs  []int
+	shared  *sharedRef
+	backlog *atomic.Int64
 }
 
 // router holds per-publish scratch space, pooled.
@@ -48,9 +49,20 @@ func (b *Broker) publish(ctx sender, m *Message) int {
 	r := routerPool.Get().(*router)
 	r.b, r.m, r.targets = b, m, r.targets[:0]
 	b.index.Snapshot().Match(m.Topic, r.sub, r.group)
+	limit := int64(b.opt.MaxQueuedBytes)
+	cost := int64(m.size)
 	for i := range r.targets {
 		t := &r.targets[i]
-		ctx.Send(t.pid, &deliver{msg: m, qos: t.qos, subIDs: t.subIDs, retain: t.retain, shared: t.shared})
+		if t.backlog != nil {
+			if t.backlog.Load()+cost > limit {
+				// The session is not keeping up: its mailbox already holds a
+				// full queue's worth. Drop here, as its full queue would.
+				b.stats.dropped.Add(1)
+				continue
+			}
+			t.backlog.Add(cost)
+		}
+		ctx.Send(t.pid, &deliver{msg: m, qos: t.qos, subIDs: t.subIDs, retain: t.retain, shared: t.shared, cost: cost})
 	}
 	n := len(r.targets)
 	clear(r.targets)
@@ -90,7 +102,7 @@ func (r *router) add(key string, e subEntry) {
 			return
 		}
 	}
-	t := target{key: key, pid: e.session, qos: q, retain: ret}
+	t := target{key: key, pid: e.session, qos: q, retain: ret, backlog: e.backlog}
 	if e.subID > 0 {
 		t.subIDs = []int{e.subID}
 	}
@@ -114,7 +126,7 @@ func (r *router) group(g *topic.Group[string, subEntry]) {
 	if e.qos < q {
 		q = e.qos
 	}
-	t := target{key: "\x00share/" + g.Name() + "/" + key, pid: e.session, qos: q, retain: r.m.Retain && e.rap,
+	t := target{key: "\x00share/" + g.Name() + "/" + key, pid: e.session, qos: q, retain: r.m.Retain && e.rap, backlog: e.backlog,
 		shared: &sharedRef{name: g.Name(), filter: g.Filter()}}
 	if e.subID > 0 {
 		t.subIDs = []int{e.subID}

@@ -3,6 +3,7 @@ package actors
 import (
 	"container/list"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -56,6 +57,7 @@ type session struct {
 	willTimer, expiryTimer, retryTimer *time.Timer
 	ended                              bool
 	used                               bool              // a connection has attached before
+	backlog                            atomic.Int64      // see subEntry.backlog
 	aliases                            map[string]uint16 // outbound topic aliases of this connection
 	log                                *slog.Logger
 }
@@ -83,6 +85,9 @@ func (s *session) Receive(ctx actor.Context) {
 			m.credit.Release(m.cost)
 		}
 	case *deliver:
+		if m.cost > 0 {
+			s.backlog.Add(-m.cost)
+		}
 		s.enqueue(*m)
 	case *subscribed:
 		s.subscribed(ctx, m)
@@ -118,6 +123,9 @@ func (s *session) Receive(ctx actor.Context) {
 // original order with DUP [MQTT-4.4.0-1], then the queue.
 func (s *session) attach(ctx actor.Context, a *attach) {
 	if s.ended {
+		// The registry sent this before it learnt the session ended; ask
+		// again (after our sessionEnded, so it spawns a fresh session).
+		ctx.Send(ctx.Parent(), &connectReq{clientID: s.clientID, attach: a})
 		return
 	}
 	if s.conn != nil {
@@ -129,6 +137,12 @@ func (s *session) attach(ctx actor.Context, a *attach) {
 		s.conn = nil
 		if s.will != nil && (a.cleanStart || s.willDelay == 0) {
 			s.publishWill(ctx)
+		}
+		if s.expiry <= 0 {
+			// The old connection's session ended with it (expiry 0): the new
+			// connection starts a fresh one [MQTT-3.1.2-6] (v5 3.1.2.11.2).
+			s.reset(ctx)
+			s.used = false
 		}
 	}
 	// Session Present: this session existed before this CONNECT, whatever
@@ -233,9 +247,10 @@ func (s *session) end(ctx actor.Context) {
 	s.publishWill(ctx)
 	s.reshareAll(ctx, nil)
 	ctx.Send(s.b.topics, &unsubscribeAll{clientID: s.clientID, session: s.self})
+	// The registry stops us (with a poison pill, behind any attach it sent
+	// before it forgot us, which we hand back to it).
 	ctx.Send(ctx.Parent(), &sessionEnded{clientID: s.clientID, pid: s.self})
 	s.stopTimers()
-	ctx.Stop(s.self)
 }
 
 // kickConn tells the attached connection to close with reason. ctx may

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -16,6 +17,10 @@ type subEntry struct {
 	noLocal bool
 	rap     bool // Retain As Published
 	subID   int  // v5 Subscription Identifier; 0 none
+	// backlog is the bytes routed to the session and not yet taken from
+	// its mailbox; the router drops past the session's queue limit, so a
+	// slow session's mailbox cannot grow without bound.
+	backlog *atomic.Int64
 }
 
 // subscription is the session's own record of one subscription.
