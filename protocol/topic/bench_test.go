@@ -47,6 +47,19 @@ func benchFilter(rng *rand.Rand, i int) string {
 	}
 }
 
+// measureCPU pins the benchmark goroutine to its thread and returns a func,
+// to defer, that reports the thread's CPU time per iteration as cpu-ns/op.
+func measureCPU(b *testing.B) func() {
+	runtime.LockOSThread()
+	start, ok := threadCPU()
+	return func() {
+		defer runtime.UnlockOSThread()
+		if end, ok2 := threadCPU(); ok && ok2 && b.N > 0 {
+			b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
+		}
+	}
+}
+
 func benchTopics(rng *rand.Rand) [][]byte {
 	topics := make([][]byte, 1024)
 	for i := range topics {
@@ -97,6 +110,7 @@ func BenchmarkMatch(b *testing.B) {
 	b.Run("typical", func(b *testing.B) {
 		subs, groups = 0, 0
 		b.ReportAllocs()
+		defer measureCPU(b)()
 		for i := 0; b.Loop(); i++ {
 			s.Match(topics[i&1023], sub, group)
 		}
@@ -106,6 +120,7 @@ func BenchmarkMatch(b *testing.B) {
 	})
 	b.Run("typical-hot", func(b *testing.B) { // one topic: the nodes stay in cache
 		b.ReportAllocs()
+		defer measureCPU(b)()
 		for b.Loop() {
 			s.Match(topics[0], sub, group)
 		}
@@ -113,6 +128,7 @@ func BenchmarkMatch(b *testing.B) {
 	b.Run("no-match", func(b *testing.B) {
 		topic := []byte("plant/7/line/3/pressure")
 		b.ReportAllocs()
+		defer measureCPU(b)()
 		for b.Loop() {
 			s.Match(topic, sub, group)
 		}
@@ -120,6 +136,7 @@ func BenchmarkMatch(b *testing.B) {
 	b.Run("dollar", func(b *testing.B) {
 		topic := []byte("$SYS/broker/clients/connected")
 		b.ReportAllocs()
+		defer measureCPU(b)()
 		for b.Loop() {
 			s.Match(topic, sub, group)
 		}
@@ -127,6 +144,7 @@ func BenchmarkMatch(b *testing.B) {
 	b.Run("deep", func(b *testing.B) {
 		topic := []byte("site/17/device/4711/temp/a/b/c/d/e/f/g")
 		b.ReportAllocs()
+		defer measureCPU(b)()
 		for b.Loop() {
 			s.Match(topic, sub, group)
 		}
@@ -192,6 +210,7 @@ func BenchmarkSubscribe(b *testing.B) {
 	}
 	b.Run("subscribe+unsubscribe", func(b *testing.B) {
 		b.ReportAllocs()
+		defer measureCPU(b)()
 		for i := 0; b.Loop(); i++ {
 			f := filters[i&4095]
 			x.Subscribe(f, 1<<40+uint64(i), benchOpts{})
@@ -200,16 +219,18 @@ func BenchmarkSubscribe(b *testing.B) {
 	})
 	b.Run("replace", func(b *testing.B) {
 		b.ReportAllocs()
+		defer measureCPU(b)()
 		for i := 0; b.Loop(); i++ {
 			x.Subscribe("site/1/device/1/temp", 1<<41, benchOpts{id: uint32(i)})
 		}
 	})
 	b.Run("add", func(b *testing.B) {
 		b.ReportAllocs()
+		stop := measureCPU(b)
 		for i := 0; b.Loop(); i++ {
 			x.Subscribe(filters[i&4095], 1<<42+uint64(i), benchOpts{})
 		}
-		b.StopTimer()
+		stop()
 		x.Batch(func() {
 			for i := range b.N {
 				x.Unsubscribe(filters[i&4095], 1<<42+uint64(i))

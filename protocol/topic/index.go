@@ -11,7 +11,8 @@ import (
 // its filter string and a key K (for instance a session id); it carries a
 // value V (for instance QoS, No Local, Retain As Published and the
 // subscription identifier), which a later Subscribe with the same filter and
-// key replaces.
+// key replaces. Keys must equal themselves (no NaN, no interface holding an
+// uncomparable value).
 //
 // Concurrency: exactly one goroutine, the owner, calls Subscribe,
 // Unsubscribe and Batch; they never block. Any goroutine may call Snapshot at
@@ -51,6 +52,10 @@ type Snapshot[K comparable, V any] struct {
 // subscribed to "$share/{Name}/{Filter}". A published Group is immutable; a
 // change to its members publishes a new Group value, so the broker keys any
 // per-group state (a round-robin cursor) by Name and Filter, not by pointer.
+//
+// Members are kept in a copy-on-write list, so changing a group costs
+// O(members): shared groups are meant for tens of workers, not for millions
+// of subscribers (ordinary subscriptions of one filter are a hash trie).
 type Group[K comparable, V any] struct {
 	epoch   uint64
 	name    string
@@ -86,7 +91,8 @@ func (g *Group[K, V]) At(i int) (key K, val V) {
 //
 // The subscriptions live in the node rather than in a leaf object of their
 // own, and single entries live inline in their hmap, so that reaching the
-// subscriber of "site/N/device/M/temp" from node M touches two objects.
+// subscriber of "site/N/device/M/temp" from node M touches node M and node
+// temp only.
 type node[K comparable, V any] struct {
 	epoch  uint64
 	kids   hmap[string, *node[K, V]]
@@ -384,26 +390,73 @@ func (s *Snapshot[K, V]) Len() int { return s.n }
 // or value beyond what their types allow, and may retain the Group, which
 // is immutable.
 func (s *Snapshot[K, V]) Match(topic []byte, sub func(key K, val V), group func(g *Group[K, V])) {
-	n := s.root
-	if n == nil {
+	root := s.root
+	if root == nil {
 		return
 	}
 	m := matcher[K, V]{seed: s.seed, mask: s.mask, sub: sub, group: group}
+
+	// The trie is walked breadth first, one topic level at a time, so that
+	// the cache misses of independent branches (the literal child, the '+'
+	// child) overlap instead of following one another. The frontier lives
+	// on the stack; nodes that do not fit are matched depth first.
+	var bufA, bufB [frontierCap]*node[K, V]
+	front, next := bufA[:0], bufB[:0]
+
 	dollar := len(topic) > 0 && topic[0] == '$'
-	if !dollar && n.hash != nil {
-		m.visit(n.hash) // [MQTT-4.7.2-1] only for names not starting with '$'
+	if !dollar && root.hash != nil {
+		m.visit(root.hash) // [MQTT-4.7.2-1] only for names not starting with '$'
 	}
 	level, rest, more := cut(topic)
-	if n.kids.n != 0 {
+	if root.kids.n != 0 {
 		h := maphash.Bytes(m.seed, level) & m.mask
-		if c, _ := getLevel(&n.kids, h, level); c != nil {
-			m.match(c, rest, more)
+		if c, _ := getLevel(&root.kids, h, level); c != nil {
+			front = append(front, c)
 		}
 	}
-	if !dollar && n.plus != nil { // [MQTT-4.7.2-1]
-		m.match(n.plus, rest, more)
+	if !dollar && root.plus != nil { // [MQTT-4.7.2-1]
+		front = append(front, root.plus)
+	}
+	// Invariant: front holds the nodes reached by the levels before rest;
+	// more reports whether rest holds another level.
+	for len(front) > 0 {
+		if !more {
+			for _, n := range front {
+				if n.hash != nil {
+					m.visit(n.hash) // '#' also matches the parent level [MQTT-4.7.1-2]
+				}
+				m.visit(n)
+			}
+			return
+		}
+		level, nextRest, nextMore := cut(rest)
+		hashed, h := false, uint64(0)
+		next = next[:0]
+		for _, n := range front {
+			if n.hash != nil {
+				m.visit(n.hash)
+			}
+			if n.kids.n != 0 {
+				if !hashed {
+					h, hashed = maphash.Bytes(m.seed, level)&m.mask, true
+				}
+				if c, _ := getLevel(&n.kids, h, level); c != nil {
+					next = m.push(next, c, nextRest, nextMore)
+				}
+			}
+			if n.plus != nil {
+				next = m.push(next, n.plus, nextRest, nextMore)
+			}
+		}
+		front, next = next, front
+		rest, more = nextRest, nextMore
 	}
 }
+
+// frontierCap bounds the nodes matched per level breadth first: a topic level
+// reaches at most one literal and one '+' child per node, so 16 covers 4
+// levels of '+' siblings before Match falls back to depth first.
+const frontierCap = 16
 
 type matcher[K comparable, V any] struct {
 	seed  maphash.Seed
@@ -412,8 +465,17 @@ type matcher[K comparable, V any] struct {
 	group func(*Group[K, V])
 }
 
-// match visits n, reached by the levels before rest; more reports whether
-// rest holds another level.
+// push adds n to the frontier, or matches it at once if the frontier is full.
+func (m *matcher[K, V]) push(front []*node[K, V], n *node[K, V], rest []byte, more bool) []*node[K, V] {
+	if len(front) < cap(front) {
+		return append(front, n)
+	}
+	m.match(n, rest, more)
+	return front
+}
+
+// match visits n, reached by the levels before rest, depth first; more
+// reports whether rest holds another level.
 func (m *matcher[K, V]) match(n *node[K, V], rest []byte, more bool) {
 	if n.hash != nil {
 		m.visit(n.hash) // '#' also matches the parent level [MQTT-4.7.1-2]

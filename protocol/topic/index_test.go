@@ -422,3 +422,30 @@ func TestSnapshotIsolation(t *testing.T) {
 	m2 := model{{"a/b", 1}: "changed", {"a/b", 3}: "new", {"$share/g/a/+", 4}: "v4"}
 	checkMatch(t, "latest snapshot", x.Snapshot(), m2, "a/b")
 }
+
+// TestIndexWideFrontier subscribes every filter over {a, +} six levels deep:
+// the topic a/a/a/a/a/a reaches 64 nodes at the last level, more than the
+// breadth-first frontier holds, so part of the match runs depth first.
+func TestIndexWideFrontier(t *testing.T) {
+	x := New[int, string]()
+	m := model{}
+	x.Batch(func() {
+		for i := range 1 << 6 {
+			levels := make([]string, 6)
+			for l := range levels {
+				levels[l] = "a"
+				if i>>l&1 == 1 {
+					levels[l] = "+"
+				}
+			}
+			f := strings.Join(levels, "/")
+			x.Subscribe(f, i, f)
+			m[modelSub{f, i}] = f
+			x.Subscribe(f+"/#", i, f+"/#")
+			m[modelSub{f + "/#", i}] = f + "/#"
+		}
+	})
+	for _, topic := range []string{"a/a/a/a/a/a", "a/a/a/a/a/a/b", "a/b/a/b/a/b", "a/a/a/a/a"} {
+		checkMatch(t, "wide", x.Snapshot(), m, topic)
+	}
+}

@@ -73,6 +73,11 @@ func validName[S text](name S) error {
 		return errNameTooLong // [MQTT-4.7.3-3]
 	}
 	for i := 0; i < len(name); {
+		// Fast path: eight bytes of ASCII without NUL, '+' or '#' at once.
+		if i+8 <= len(name) && plainASCII(load64(name, i)) {
+			i += 8
+			continue
+		}
 		c := name[i]
 		if c < 0x80 {
 			switch c {
@@ -91,6 +96,26 @@ func validName[S text](name S) error {
 		i += n
 	}
 	return nil
+}
+
+const (
+	ones8  = 0x0101010101010101
+	highs8 = 0x8080808080808080
+)
+
+// load64 reads s[i:i+8] as a little-endian word.
+func load64[S text](s S, i int) uint64 {
+	_ = s[i+7]
+	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+}
+
+// plainASCII reports whether none of the eight bytes of w is non-ASCII, NUL,
+// '+' or '#'. zero(x) is nonzero when some byte of x is zero; it can err
+// only towards false, which sends the word through the exact byte loop.
+func plainASCII(w uint64) bool {
+	zero := func(x uint64) uint64 { return (x - ones8) &^ x & highs8 }
+	return (w&highs8 | zero(w) | zero(w^('+'*ones8)) | zero(w^('#'*ones8))) == 0
 }
 
 // ValidFilter reports whether filter may be the topic filter of a SUBSCRIBE

@@ -352,3 +352,36 @@ func TestRuneLenAgreesWithStdlib(t *testing.T) {
 		}
 	}
 }
+
+// TestValidNameEveryPosition puts each interesting byte at every offset of a
+// name longer than two words, so the eight-byte fast path is checked at
+// every alignment.
+func TestValidNameEveryPosition(t *testing.T) {
+	cases := []struct {
+		ins  string
+		want error
+	}{
+		{"\x00", errNameNull},
+		{"+", errNameWildcard},
+		{"#", errNameWildcard},
+		{"\x80", errNameUTF8},
+		{"\xFF", errNameUTF8},
+		{"\xED\xA0\x80", errNameUTF8},
+		{"\xC3\xA9", nil},
+		{"\xEF\xBF\xBF", nil},
+		{"\x7F", nil},
+		{"*", nil},  // 0x2A, next to '+' (0x2B)
+		{",", nil},  // 0x2C
+		{"\"", nil}, // 0x22, next to '#' (0x23)
+		{"$", nil},  // 0x24
+		{"\x01", nil},
+	}
+	for _, c := range cases {
+		for pos := 0; pos <= 19; pos++ {
+			name := strings.Repeat("a", pos) + c.ins + strings.Repeat("b", 19-pos)
+			if got := ValidName([]byte(name)); got != c.want {
+				t.Errorf("ValidName(%q) = %v, want %v", name, got, c.want)
+			}
+		}
+	}
+}
