@@ -58,7 +58,7 @@ type conn struct {
 	connecting bool // CONNECT received, CONNACK not yet
 	connected  bool // CONNACK queued
 	session    *actor.PID
-	stash      []*inbound
+	early      []*packetIn // received between CONNECT and attached
 	aliases    map[uint16][]byte
 	closed     bool
 	detachSent bool

@@ -194,24 +194,29 @@ func (c *conn) connect(ctx actor.Context, cp *protocol.Connect) {
 }
 
 func (c *conn) attached(ctx actor.Context, m *attached) {
+	c.session = m.session
+	c.connecting = false
+	if !c.closed {
+		c.connected = true
+		c.log.Debug("client connected", "version", c.version.String(), "session_present", m.present)
+	}
+	// What the client sent after CONNECT goes now, in order — even if the
+	// connection has since closed: those messages were received
+	// [MQTT-4.5.0-1] (mosquitto_pub sends CONNECT, PUBLISH, DISCONNECT in
+	// one write).
+	early := c.early
+	c.early = nil
+	for _, pm := range early {
+		c.handle(ctx, pm)
+	}
 	if c.closed {
-		c.session = m.session
 		if c.detachPending {
 			c.detach(ctx, c.pendingWill, c.pendingExpiry)
 		} else {
 			c.detach(ctx, true, nil)
 		}
 		ctx.Stop(c.self)
-		return
 	}
-	c.session = m.session
-	c.connected = true
-	c.connecting = false
-	c.log.Debug("client connected", "version", c.version.String(), "session_present", m.present)
-	for _, in := range c.stash {
-		ctx.Send(c.session, in)
-	}
-	c.stash = nil
 }
 
 func randomID() string {

@@ -26,6 +26,18 @@ func (c *conn) packet(ctx actor.Context, m *packetIn) {
 		c.connect(ctx, cp)
 		return
 	}
+	if c.session == nil {
+		// Between CONNECT and the session's answer: keep packets in order
+		// (bounded by reader credit); nothing may be sent before CONNACK
+		// [MQTT-3.2.0-1], so even PINGREQ and DISCONNECT wait.
+		c.early = append(c.early, m)
+		return
+	}
+	c.handle(ctx, m)
+}
+
+// handle processes one packet once the session is known.
+func (c *conn) handle(ctx actor.Context, m *packetIn) {
 	switch p := m.pkt.(type) {
 	case *protocol.Pingreq:
 		c.release(m)
@@ -66,12 +78,7 @@ func (c *conn) packet(ctx actor.Context, m *packetIn) {
 		c.fail(ctx, protocol.ReasonProtocolError, fmt.Errorf("unexpected %s from client", m.pkt.Type()), true)
 		return
 	}
-	in := &inbound{gen: c.id, pkt: m.pkt, credit: c.credit, cost: m.cost}
-	if c.session == nil {
-		c.stash = append(c.stash, in) // bounded by reader credit
-		return
-	}
-	ctx.Send(c.session, in)
+	ctx.Send(c.session, &inbound{gen: c.id, pkt: m.pkt, credit: c.credit, cost: m.cost})
 }
 
 func (c *conn) release(m *packetIn) {

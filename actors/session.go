@@ -58,6 +58,7 @@ type session struct {
 	ended                              bool
 	used                               bool              // a connection has attached before
 	backlog                            atomic.Int64      // see subEntry.backlog
+	writerFull                         bool              // the connection's writer refused a QoS 1/2 message: ErrQueueFull
 	aliases                            map[string]uint16 // outbound topic aliases of this connection
 	log                                *slog.Logger
 }
@@ -160,6 +161,7 @@ func (s *session) attach(ctx actor.Context, a *attach) {
 	s.will, s.willDelay = a.will, a.willDelay
 	s.expiry = a.expiry
 	s.conn = a.conn
+	s.writerFull = false
 	s.aliases = nil                    // topic aliases live as long as one connection (3.3.2.3.4)
 	ctx.Watch(a.conn.pid)              // a connection actor that dies without detaching still detaches
 	a.connack.SessionPresent = present // [MQTT-3.2.2-2] [MQTT-3.2.2-3]
@@ -171,9 +173,9 @@ func (s *session) attach(ctx actor.Context, a *attach) {
 		return
 	}
 	if err := s.conn.out.Enqueue(buf); err != nil {
+		// The connection closed meanwhile; it still learns its session and
+		// detaches from it, which ends or keeps the session as usual.
 		s.log.Debug("connack not sent", "reason", err)
-		s.conn = nil
-		return
 	}
 	ctx.Send(a.conn.pid, &attached{session: s.self, present: present})
 	// Everything in flight goes again, first, in order.

@@ -139,6 +139,10 @@ func (s *session) enqueue(d deliver) {
 	if s.conn == nil && d.qos == 0 && !s.b.opt.QueueQoS0 {
 		return // QoS 0 is not queued for an offline client unless queue_qos0_messages
 	}
+	if s.writerFull && d.qos == 0 {
+		s.b.stats.dropped.Add(1) // slow client: QoS 0 dropped while its writer is full
+		return
+	}
 	if s.queued >= s.b.opt.MaxQueued || s.queuedBytes+d.msg.size > s.b.opt.MaxQueuedBytes {
 		n := s.b.stats.dropped.Add(1)
 		if s.dropped++; s.dropped == 1 || s.dropped%1000 == 0 {
@@ -260,15 +264,34 @@ func (s *session) transmit(e *list.Element, om *outMsg, now time.Time) bool {
 		if !errors.Is(err, transport.ErrClosed) {
 			s.retryLater() // QoS 1/2 stay for redelivery
 		}
+		if errors.Is(err, transport.ErrQueueFull) && !s.writerFull {
+			// Slow client: QoS 0 is dropped while the writer is full, so it
+			// cannot crowd QoS 1/2 out of the session queue.
+			s.writerFull = true
+			s.dropQueuedQoS0()
+		}
 		s.resend = true
 		return false
 	}
+	s.writerFull = false
 	if om.d.qos == 0 {
 		s.discard(e, om)
 	} else {
 		om.state, om.dup = outSent, false
 	}
 	return true
+}
+
+// dropQueuedQoS0 drops (and counts) every queued QoS 0 message.
+func (s *session) dropQueuedQoS0() {
+	for e := s.queue.Front(); e != nil; {
+		next := e.Next()
+		if om := e.Value.(*outMsg); om.d.qos == 0 {
+			s.discard(e, om)
+			s.b.stats.dropped.Add(1)
+		}
+		e = next
+	}
 }
 
 // discard removes a message from whichever list holds it.

@@ -55,14 +55,16 @@ func cmdStart(args []string, stdout, stderr io.Writer) int {
 	}
 	log := newLogger(cfg.Log, stderr)
 	actors.Version = version
+	// Signals are caught before anything starts, so a SIGTERM during start
+	// still shuts down in order.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	node, err := supervisor.Start(cfg, log)
 	if err != nil {
 		log.Error("start failed", "reason", err.Error())
 		return 1
 	}
 	log.Info("nanoactor started", "node", cfg.Node.Name, "version", version)
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	s := <-sig
 	signal.Stop(sig)
 	log.Info("shutting down", "node", cfg.Node.Name, "signal", s.String())
