@@ -37,8 +37,7 @@ type Broker struct {
 	servers []*transport.Server
 	closing bool
 
-	// Faults, when set (tests only), gives a pipe its fault plan.
-	Faults func(pipe uint64) *transport.FaultPlan
+	faultsOn atomic.Bool // EnableFaults was called: every new pipe gets a FaultPlan
 }
 
 // Stats are the broker's counters.
@@ -138,12 +137,54 @@ func (b *Broker) Serve(name string, l transport.Listener, maxConns int) {
 	go s.Serve(l)
 }
 
-func (b *Broker) faults(pipe uint64) *transport.FaultPlan {
-	if b.Faults == nil {
+func (b *Broker) faults() *transport.FaultPlan {
+	if !b.faultsOn.Load() {
 		return nil
 	}
-	return b.Faults(pipe)
+	return new(transport.FaultPlan)
 }
+
+// EnableFaults turns on the fault-injection seam for tests: every pipe
+// accepted from now on gets a FaultPlan (see Fault). Off by default; it
+// costs a nil check per batch when off.
+func (b *Broker) EnableFaults() { b.faultsOn.Store(true) }
+
+// Fault returns the FaultPlan of the current pipe of clientID, or nil when
+// the client has no pipe or faults are off. Setting its mode makes that
+// pipe's send path fail (error, panic, invalid buffer, stall).
+func (b *Broker) Fault(clientID string) *transport.FaultPlan {
+	var plan *transport.FaultPlan
+	b.pipeInfo.Range(func(_, v any) bool {
+		if d := v.(pipeDesc); d.client == clientID && d.faults != nil {
+			plan = d.faults
+			return false
+		}
+		return true
+	})
+	return plan
+}
+
+// PanicPipe makes the connection actor of clientID's current pipe panic
+// inside Receive (test seam; needs EnableFaults). It reports whether the
+// pipe was found.
+func (b *Broker) PanicPipe(clientID string) bool {
+	if !b.faultsOn.Load() {
+		return false
+	}
+	found := false
+	b.pipeInfo.Range(func(k, v any) bool {
+		if d := v.(pipeDesc); d.client == clientID {
+			b.sys.Root.Send(d.pid, injectedPanic{})
+			found = true
+			return false
+		}
+		return true
+	})
+	return found
+}
+
+// injectedPanic makes a connection actor panic (PanicPipe).
+type injectedPanic struct{}
 
 // Shutdown stops accepting, closes every connection (v5 DISCONNECT 0x8B),
 // publishes pending wills and stops the actors, within ctx's deadline.

@@ -58,7 +58,9 @@ type conn struct {
 	connecting bool // CONNECT received, CONNACK not yet
 	connected  bool // CONNACK queued
 	session    *actor.PID
-	early      []*packetIn // received between CONNECT and attached
+	early      []*packetIn          // received between CONNECT and attached
+	faults     *transport.FaultPlan // test seam; nil in production
+	dog        *time.Timer          // progress watchdog
 	aliases    map[uint16][]byte
 	closed     bool
 	detachSent bool
@@ -75,12 +77,13 @@ type conn struct {
 // finished (so a final DISCONNECT or CONNACK is flushed before the
 // transport closes the socket). Owner: the listener's server goroutine.
 func (b *Broker) serveConn(nc net.Conn, listener string) {
-	c := &conn{b: b, nc: nc, listener: listener, id: b.pipeSeq.Add(1), remote: nc.RemoteAddr().String()}
+	c := &conn{b: b, nc: nc, listener: listener, id: b.pipeSeq.Add(1), remote: nc.RemoteAddr().String(),
+		faults: b.faults()}
 	c.log = b.log.With("listener", listener, "remote", c.remote, "pipe", c.id)
 	c.out = transport.NewOutbound(nc, transport.Options{
 		MaxPending:   b.opt.MaxOutboundBytes,
 		WriteTimeout: b.opt.WriteTimeout,
-		Faults:       b.faults(c.id),
+		Faults:       c.faults,
 	})
 	c.credit = semaphore.NewWeighted(readerCredit(b.opt.MaxPacketSize))
 	rctx, cancel := context.WithCancel(context.Background())
@@ -114,6 +117,10 @@ func (c *conn) Receive(ctx actor.Context) {
 		c.attached(ctx, m)
 	case *kick:
 		c.fail(ctx, m.reason, errors.New(m.why), m.reason != protocol.ReasonSessionTakenOver)
+	case watchdogTick:
+		c.watchdog(ctx)
+	case injectedPanic:
+		panic("injected fault: connection actor panic")
 	case *shutdownConn:
 		c.fail(ctx, protocol.ReasonServerShuttingDown, errors.New("server shutting down"), true)
 	case *actor.Stopping:
@@ -255,8 +262,14 @@ func (c *conn) readFailed(ctx actor.Context, m *readFailed) {
 	}
 	if oe := c.out.Err(); oe != nil {
 		// The writer closed the socket first (write timeout, write error,
-		// an invalid buffer, a panic): that is the reason, not the read
-		// error it caused.
+		// an invalid buffer, a panic, a stall): that is the reason, not the
+		// read error it caused. A failure of the send path is a supervision
+		// event of the pipe.
+		switch oe.Reason {
+		case transport.ReasonWriteError, transport.ReasonWriteTimeout, transport.ReasonPanic,
+			transport.ReasonInvalidBuffer, transport.ReasonStalled:
+			c.supervised(oe.Reason.String(), oe)
+		}
 		c.close(ctx, oe.Reason.String(), oe, true)
 		return
 	}
@@ -355,6 +368,9 @@ func (c *conn) teardown(ctx actor.Context) {
 	if c.cancel != nil {
 		c.cancel()
 	}
+	if c.dog != nil {
+		c.dog.Stop()
+	}
 	c.closed = true
 	c.detach(ctx, true, nil)
 	if c.self != nil {
@@ -368,12 +384,15 @@ func (c *conn) teardown(ctx actor.Context) {
 type pipeDesc struct {
 	listener, remote, client string
 	pipe                     uint64
+	pid                      *actor.PID
+	faults                   *transport.FaultPlan
 }
 
 // describe publishes the pipe's description for supervision log lines.
 func (c *conn) describe() {
 	if c.self != nil {
-		c.b.pipeInfo.Store(c.self.Id, pipeDesc{listener: c.listener, remote: c.remote, client: c.clientID, pipe: c.id})
+		c.b.pipeInfo.Store(c.self.Id, pipeDesc{listener: c.listener, remote: c.remote, client: c.clientID, pipe: c.id,
+			pid: c.self, faults: c.faults})
 	}
 }
 
@@ -390,4 +409,59 @@ func (b *Broker) DescribePipe(pid any) []any {
 	}
 	d := v.(pipeDesc)
 	return []any{"listener", d.listener, "client", d.client, "remote", d.remote, "pipe", d.pipe}
+}
+
+// watchdogTick asks the connection actor to check its writer's progress.
+type watchdogTick struct{}
+
+// startWatchdog arms the progress watchdog: a writer with bytes pending
+// and no progress for progress_timeout is closed (it might be wedged
+// somewhere its write deadline cannot reach), with a supervision line.
+func (c *conn) startWatchdog() {
+	limit := c.b.opt.ProgressTimeout
+	if limit <= 0 || c.dog != nil {
+		return
+	}
+	every := limit / 4
+	if every < 50*time.Millisecond {
+		every = 50 * time.Millisecond
+	}
+	sys, self := c.b.sys, c.self
+	c.dog = time.AfterFunc(every, func() { sys.Root.Send(self, watchdogTick{}) })
+}
+
+func (c *conn) watchdog(ctx actor.Context) {
+	if c.closed {
+		return
+	}
+	limit := c.b.opt.ProgressTimeout
+	if c.out.Stalled(time.Now(), limit) {
+		err := fmt.Errorf("%d bytes pending, no write progress for %v", c.out.Pending(), limit)
+		c.supervised(transport.ReasonStalled.String(), err)
+		c.closed = true
+		c.out.CloseWith(transport.ReasonStalled, err)
+		c.finish(ctx, transport.ReasonStalled.String(), err, true)
+		return
+	}
+	every := limit / 4
+	if every < 50*time.Millisecond {
+		every = 50 * time.Millisecond
+	}
+	c.dog.Reset(every)
+}
+
+// supervised writes the structured supervision line for a pipe whose send
+// path failed: the pipe is stopped and its socket closed, its session kept.
+// Same keys as the supervisor's strategy lines.
+func (c *conn) supervised(reason string, err error) {
+	c.b.log.Warn("supervision", "node", c.b.opt.Node, "tree", "pipes", "child", c.selfID(),
+		"reason", reason, "error", err.Error(), "directive", "stop", "restarts_in_window", 0,
+		"listener", c.listener, "client", c.clientID, "remote", c.remote, "pipe", c.id)
+}
+
+func (c *conn) selfID() string {
+	if c.self == nil {
+		return ""
+	}
+	return c.self.Id
 }

@@ -198,6 +198,7 @@ func (c *conn) attached(ctx actor.Context, m *attached) {
 	c.connecting = false
 	if !c.closed {
 		c.connected = true
+		c.startWatchdog()
 		c.log.Debug("client connected", "version", c.version.String(), "session_present", m.present)
 	}
 	// What the client sent after CONNECT goes now, in order — even if the

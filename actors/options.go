@@ -22,6 +22,7 @@ type Options struct {
 	QueueQoS0          bool          // queue QoS 0 messages for offline persistent sessions too
 	MaxOutboundBytes   int           // per-connection bytes waiting for the socket
 	WriteTimeout       time.Duration // a write making no progress this long closes the connection
+	ProgressTimeout    time.Duration // watchdog: pending bytes and no writer progress this long closes the connection
 	DisconnectSlow     bool          // past MaxOutboundBytes close the connection (0x97) instead of dropping QoS 0
 	KeepaliveMax       uint16        // seconds; larger v5 client keepalives are lowered (Server Keep Alive)
 	KeepaliveDefault   uint16        // seconds; nonzero replaces every v5 client's keepalive
@@ -95,6 +96,9 @@ func (o *Options) fill() {
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.ProgressTimeout <= 0 {
+		o.ProgressTimeout = 2 * o.WriteTimeout
 	}
 	if o.NoSessionExpiry {
 		o.MaxSessionExpiry = 0

@@ -197,6 +197,11 @@ type MQTT struct {
 	// WriteTimeout closes a connection whose pending write makes no progress
 	// for this long (the session is kept).
 	WriteTimeout Duration `toml:"write_timeout"`
+	// ProgressTimeout is the progress watchdog: a connection with bytes
+	// waiting for its socket whose writer makes no progress for this long
+	// is closed with a supervision log line, even if no single write is
+	// blocked (a wedged writer). The session is kept.
+	ProgressTimeout Duration `toml:"progress_timeout"`
 	// SlowClientPolicy is what happens to a client with MaxOutboundBytes
 	// waiting: SlowClientDropQoS0 or SlowClientDisconnect.
 	SlowClientPolicy string `toml:"slow_client_policy"`

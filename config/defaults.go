@@ -34,6 +34,7 @@ const (
 	DefaultQueueQoS0Messages          = false
 	DefaultMaxOutboundBytes  Size     = 4 << 20
 	DefaultWriteTimeout      Duration = Duration(10 * time.Second)
+	DefaultProgressTimeout   Duration = Duration(20 * time.Second)
 	DefaultSlowClientPolicy           = SlowClientDropQoS0
 	DefaultKeepaliveMax               = 65535 // seconds: no limit
 	DefaultKeepaliveDefault           = 0     // seconds: the client's value
@@ -125,6 +126,7 @@ func base() *Config {
 			QueueQoS0Messages:               DefaultQueueQoS0Messages,
 			MaxOutboundBytes:                DefaultMaxOutboundBytes,
 			WriteTimeout:                    DefaultWriteTimeout,
+			ProgressTimeout:                 DefaultProgressTimeout,
 			SlowClientPolicy:                DefaultSlowClientPolicy,
 			KeepaliveMax:                    DefaultKeepaliveMax,
 			KeepaliveDefault:                DefaultKeepaliveDefault,

@@ -227,6 +227,7 @@ func (c *Config) validateMQTT(v *checker) {
 			"must be at least mqtt.max_packet_size (%d) so that any packet can be sent, got %d", m.MaxPacketSize, m.MaxOutboundBytes)
 	}
 	v.durationRange("mqtt.write_timeout", m.WriteTimeout, Duration(time.Millisecond), Duration(time.Hour))
+	v.durationRange("mqtt.progress_timeout", m.ProgressTimeout, Duration(time.Millisecond), Duration(time.Hour))
 	v.oneOf("mqtt.slow_client_policy", m.SlowClientPolicy, SlowClientDropQoS0, SlowClientDisconnect)
 	kaMaxOK := v.intRange("mqtt.keepalive_max", m.KeepaliveMax, 1, 65535)
 	if v.intRange("mqtt.keepalive_default", m.KeepaliveDefault, 0, 65535) &&

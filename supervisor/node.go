@@ -45,6 +45,7 @@ func Options(cfg *config.Config, log *slog.Logger) actors.Options {
 		QueueQoS0:          m.QueueQoS0Messages,
 		MaxOutboundBytes:   int(m.MaxOutboundBytes),
 		WriteTimeout:       m.WriteTimeout.Std(),
+		ProgressTimeout:    m.ProgressTimeout.Std(),
 		DisconnectSlow:     m.SlowClientPolicy == config.SlowClientDisconnect,
 		KeepaliveMax:       uint16(m.KeepaliveMax),
 		KeepaliveDefault:   uint16(m.KeepaliveDefault),
