@@ -128,6 +128,9 @@ func (c *conn) Receive(ctx actor.Context) {
 	}
 }
 
+// errConnectTimeout: a connection sent no CONNECT in time.
+var errConnectTimeout = errors.New("connect timeout")
+
 // shutdownConn asks a connection to close for a broker shutdown.
 type shutdownConn struct{}
 
@@ -182,6 +185,9 @@ func (c *conn) readLoop(rctx context.Context, sys *actor.ActorSystem, self *acto
 	}
 	h, body, err := r.Next()
 	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) && c.out.Err() == nil {
+			err = fmt.Errorf("no CONNECT within connect_timeout (%v): %w", c.b.opt.ConnectTimeout, errConnectTimeout)
+		}
 		fail(fmt.Errorf("read connect: %w", err), nil)
 		return
 	}
@@ -279,6 +285,9 @@ func (c *conn) readFailed(ctx actor.Context, m *readFailed) {
 		c.close(ctx, "connection closed by client", nil, true)
 		return
 	case errors.As(m.err, &rc):
+	case errors.Is(m.err, errConnectTimeout):
+		c.close(ctx, "connect timeout", m.err, false)
+		return
 	default:
 		c.close(ctx, "read error", m.err, true)
 		return

@@ -54,7 +54,7 @@ func (c *conn) handle(ctx actor.Context, m *packetIn) {
 			return
 		}
 		if p.QoS > 0 && c.quota.Add(1) > int32(c.b.opt.ReceiveMaximum) && c.version >= protocol.Version5 {
-			// [MQTT-3.3.4-9] more unacknowledged QoS 1/2 than our Receive Maximum.
+			// [MQTT-3.3.4-7] more unacknowledged QoS 1/2 than our Receive Maximum.
 			c.release(m)
 			c.fail(ctx, protocol.ReasonReceiveMaximumExceeded, fmt.Errorf("more than %d unacknowledged QoS 1/2 publishes", c.b.opt.ReceiveMaximum), true)
 			return

@@ -129,7 +129,7 @@ type connHandle struct {
 	remote     string
 	// quota counts the client's QoS 1/2 PUBLISHes not yet answered with
 	// PUBACK or PUBCOMP: the connection adds, the session subtracts; more
-	// than our Receive Maximum is DISCONNECT 0x93 [MQTT-3.3.4-9].
+	// than our Receive Maximum is DISCONNECT 0x93 [MQTT-3.3.4-7].
 	quota *atomic.Int32
 }
 

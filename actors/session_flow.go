@@ -166,7 +166,7 @@ func (s *session) pump(ctx actor.Context) {
 	}
 	window := s.b.opt.MaxInflight
 	if s.conn.receiveMax > 0 && s.conn.receiveMax < window {
-		window = s.conn.receiveMax // [MQTT-3.3.4-7] the client's Receive Maximum
+		window = s.conn.receiveMax // [MQTT-3.3.4-9] the client's Receive Maximum
 	}
 	now := time.Now()
 	// After a reconnect: every unacknowledged PUBLISH again with DUP, and
@@ -400,22 +400,26 @@ func (s *session) encodePublish(om *outMsg, now time.Time) *protocol.Publish {
 	return p
 }
 
-// reshareAll hands the unfinished QoS 1/2 messages this session got
-// through shared subscriptions (only those of the groups in only, when
-// set) to other members of their groups. A QoS 2 message whose PUBREC
-// arrived is finished from the publisher's side and stays. A message no
-// other member can take stays here.
+// reshareAll hands messages this session got through shared subscriptions
+// (only those of the groups in only, when set: an UNSUBSCRIBE) to other
+// members of their groups. Never-sent ones may always go. A sent QoS 2
+// message stays: it is completed when the member reconnects
+// [MQTT-4.8.2-4] and given to no other member if its session ends
+// [MQTT-4.8.2-5]. A sent QoS 1 message may go once the connection is gone
+// (4.8.2), but not on UNSUBSCRIBE, whose in-flight deliveries complete
+// [MQTT-3.10.4-3]. A message no other member can take stays here.
 func (s *session) reshareAll(ctx sender, only map[sharedRef]bool) {
-	for _, l := range []*list.List{s.sent, s.queue} {
-		s.reshareList(ctx, l, only)
+	if only == nil {
+		s.reshareList(ctx, s.sent, nil, 1) // first: they are older
 	}
+	s.reshareList(ctx, s.queue, only, 2)
 }
 
-func (s *session) reshareList(ctx sender, l *list.List, only map[sharedRef]bool) {
+func (s *session) reshareList(ctx sender, l *list.List, only map[sharedRef]bool, maxQoS byte) {
 	for e := l.Front(); e != nil; {
 		next := e.Next()
 		om := e.Value.(*outMsg)
-		if sh := om.d.shared; sh != nil && om.d.qos > 0 && om.state != outRelSent && (only == nil || only[*sh]) {
+		if sh := om.d.shared; sh != nil && om.d.qos > 0 && om.d.qos <= maxQoS && om.state != outRelSent && (only == nil || only[*sh]) {
 			if s.b.reshare(ctx, om.d, s.clientID) {
 				s.discard(e, om)
 			}
