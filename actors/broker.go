@@ -27,10 +27,11 @@ type Broker struct {
 	topics   *actor.PID
 	pipes    *actor.PID
 
-	pipeSeq  atomic.Uint64
-	cursors  sync.Map // shared group round-robin cursors
-	pipeInfo sync.Map // pipe actor id → *conn, for supervision log lines
-	stats    Stats
+	pipeSeq      atomic.Uint64
+	backlogDrops atomic.Uint64 // messages dropped at the router for a full session backlog
+	cursors      sync.Map      // shared group round-robin cursors
+	pipeInfo     sync.Map      // pipe actor id → *conn, for supervision log lines
+	stats        Stats
 
 	stopSys chan struct{}
 	mu      sync.Mutex

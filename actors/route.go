@@ -54,10 +54,17 @@ func (b *Broker) publish(ctx sender, m *Message) int {
 	for i := range r.targets {
 		t := &r.targets[i]
 		if t.backlog != nil {
-			if t.backlog.Load()+cost > limit {
+			lim := limit
+			if t.qos == 0 {
+				lim = limit / 2 // QoS 0 goes first, leaving room for QoS 1/2
+			}
+			if t.backlog.Load()+cost > lim {
 				// The session is not keeping up: its mailbox already holds a
-				// full queue's worth. Drop here, as its full queue would.
-				b.stats.dropped.Add(1)
+				// queue's worth. Drop here, as its full queue would.
+				if n := b.stats.dropped.Add(1); b.backlogDrops.Add(1)%1000 == 1 {
+					b.log.Warn("session backlog full: message dropped", "reason", "session backlog full",
+						"client", t.key, "qos", t.qos, "backlog_bytes", t.backlog.Load(), "dropped_total", n)
+				}
 				continue
 			}
 			t.backlog.Add(cost)
