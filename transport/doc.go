@@ -47,6 +47,12 @@
 //   - one goroutine per accepted connection running Server.Handle: owned by
 //     the Server, exits when Handle returns; Server.Wait waits for them.
 //
+// # TLS, WebSocket and QUIC
+//
+// ListenTLS, ListenWS and ListenQUIC (tls.go, ws.go, quic.go) yield the same
+// net.Conn byte streams; the connection's goroutine calls Handshake first,
+// then reads identity with ConnectionState and PeerIdentity (identity.go).
+//
 // # Fault injection
 //
 // Options.Faults (a *FaultPlan, nil in production) lets tests make a
