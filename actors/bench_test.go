@@ -23,7 +23,7 @@ func benchBroker(b *testing.B) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	br.Serve("bench", l, 0)
+	br.Serve("bench", l, ServeOptions{})
 	b.Cleanup(func() { br.Shutdown(b.Context()) })
 	return l.Addr().String()
 }

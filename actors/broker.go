@@ -128,10 +128,23 @@ func pipesReceive(ctx actor.Context) {
 // ActorSystem returns the broker's actor system (supervisor wiring, tests).
 func (b *Broker) ActorSystem() *actor.ActorSystem { return b.sys }
 
+// ServeOptions are a listener's settings.
+type ServeOptions struct {
+	MaxConns int // 0: no limit
+	// IdentityMode, when set (transport.IdentityCN, IdentityDN,
+	// IdentitySAN), replaces the CONNECT username with the verified client
+	// certificate's identity.
+	IdentityMode string
+	// HandshakeTimeout bounds a TLS / QUIC handshake; 0 means the
+	// listener's own deadline.
+	HandshakeTimeout time.Duration
+}
+
 // Serve accepts connections from l until l closes or Shutdown; it returns
-// at once, serving in the background. maxConns 0 means no limit.
-func (b *Broker) Serve(name string, l transport.Listener, maxConns int) {
-	s := &transport.Server{MaxConns: maxConns, Logger: b.log, Handle: func(nc net.Conn) { b.serveConn(nc, name) }}
+// at once, serving in the background. Every transport feeds the same
+// connection code: a transport only yields a byte stream.
+func (b *Broker) Serve(name string, l transport.Listener, so ServeOptions) {
+	s := &transport.Server{MaxConns: so.MaxConns, Logger: b.log, Handle: func(nc net.Conn) { b.serveConn(nc, name, so) }}
 	b.mu.Lock()
 	b.servers = append(b.servers, s)
 	b.mu.Unlock()
@@ -155,10 +168,10 @@ func (b *Broker) EnableFaults() { b.faultsOn.Store(true) }
 // pipe's send path fail (error, panic, invalid buffer, stall).
 func (b *Broker) Fault(clientID string) *transport.FaultPlan {
 	var plan *transport.FaultPlan
+	var newest uint64
 	b.pipeInfo.Range(func(_, v any) bool {
-		if d := v.(pipeDesc); d.client == clientID && d.faults != nil {
-			plan = d.faults
-			return false
+		if d := v.(pipeDesc); d.client == clientID && d.faults != nil && d.pipe > newest {
+			plan, newest = d.faults, d.pipe
 		}
 		return true
 	})
@@ -172,16 +185,18 @@ func (b *Broker) PanicPipe(clientID string) bool {
 	if !b.faultsOn.Load() {
 		return false
 	}
-	found := false
+	var pid *actor.PID
+	var newest uint64
 	b.pipeInfo.Range(func(k, v any) bool {
-		if d := v.(pipeDesc); d.client == clientID {
-			b.sys.Root.Send(d.pid, injectedPanic{})
-			found = true
-			return false
+		if d := v.(pipeDesc); d.client == clientID && d.pipe > newest {
+			pid, newest = d.pid, d.pipe
 		}
 		return true
 	})
-	return found
+	if pid != nil {
+		b.sys.Root.Send(pid, injectedPanic{})
+	}
+	return pid != nil
 }
 
 // injectedPanic makes a connection actor panic (PanicPipe).

@@ -23,7 +23,7 @@ func testBroker(t *testing.T, opt Options) (*Broker, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.Serve("test", l, 0)
+	b.Serve("test", l, ServeOptions{})
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

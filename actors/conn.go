@@ -61,6 +61,7 @@ type conn struct {
 	early      []*packetIn          // received between CONNECT and attached
 	faults     *transport.FaultPlan // test seam; nil in production
 	dog        *time.Timer          // progress watchdog
+	identity   string               // use_identity_as_username mode, or ""
 	aliases    map[uint16][]byte
 	closed     bool
 	detachSent bool
@@ -76,9 +77,16 @@ type conn struct {
 // goroutine. It returns when the reader has stopped and the writer has
 // finished (so a final DISCONNECT or CONNACK is flushed before the
 // transport closes the socket). Owner: the listener's server goroutine.
-func (b *Broker) serveConn(nc net.Conn, listener string) {
+func (b *Broker) serveConn(nc net.Conn, listener string, so ServeOptions) {
+	// The TLS or QUIC handshake runs here, on the connection's own
+	// goroutine under a deadline, never on the accept loop: a client that
+	// stalls or sends garbage costs one log line and one socket.
+	if err := transport.Handshake(nc, so.HandshakeTimeout); err != nil {
+		b.log.Info("handshake failed", "listener", listener, "remote", nc.RemoteAddr().String(), "reason", err.Error())
+		return
+	}
 	c := &conn{b: b, nc: nc, listener: listener, id: b.pipeSeq.Add(1), remote: nc.RemoteAddr().String(),
-		faults: b.faults()}
+		faults: b.faults(), identity: so.IdentityMode}
 	c.log = b.log.With("listener", listener, "remote", c.remote, "pipe", c.id)
 	c.out = transport.NewOutbound(nc, transport.Options{
 		MaxPending:   b.opt.MaxOutboundBytes,

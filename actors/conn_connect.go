@@ -11,6 +11,7 @@ import (
 
 	"github.com/nanoactor/nanoactor/protocol"
 	"github.com/nanoactor/nanoactor/protocol/topic"
+	"github.com/nanoactor/nanoactor/transport"
 )
 
 // connectFailed answers a CONNECT that did not decode: a CONNACK with the
@@ -84,7 +85,17 @@ func (c *conn) connect(ctx actor.Context, cp *protocol.Connect) {
 		c.refuse(ctx, protocol.ReasonBadAuthenticationMethod, fmt.Errorf("authentication method %q", cp.Props.AuthMethod))
 		return
 	}
-	if o.Auth != nil && !o.Auth(id, string(cp.Username), cp.Password, c.remote) {
+	username := string(cp.Username)
+	if c.identity != "" {
+		// use_identity_as_username: the verified certificate names the user.
+		who, ok := transport.PeerIdentity(c.nc, c.identity)
+		if !ok {
+			c.refuse(ctx, protocol.ReasonNotAuthorized, errors.New("no verified client certificate identity"))
+			return
+		}
+		username = who
+	}
+	if o.Auth != nil && !o.Auth(id, username, cp.Password, c.remote) {
 		c.refuse(ctx, protocol.ReasonBadUsernameOrPassword, errors.New("authentication failed"))
 		return
 	}

@@ -118,7 +118,8 @@ var knownProtocols = []string{ProtocolTCP, ProtocolTLS, ProtocolWS, ProtocolWSS,
 // listener whose protocol is known but missing here. It is read by Parse
 // and Validate without locking: change it only during program
 // initialization.
-var SupportedProtocols = map[string]bool{ProtocolTCP: true}
+var SupportedProtocols = map[string]bool{ProtocolTCP: true, ProtocolTLS: true, ProtocolWS: true,
+	ProtocolWSS: true, ProtocolQUIC: true}
 
 // Values of Listener.UseIdentityAsUsername.
 const (

@@ -183,8 +183,6 @@ var errCases = []errCase{
 		[]string{`t.toml:2: node.name: may hold only letters`}},
 	{"unknown protocol", "[[listener]]\nprotocol = \"smtp\"\nbind = \"127.0.0.1:25\"\n",
 		[]string{`t.toml:2: listener[0].protocol: must be one of tcp, tls, ws, wss, quic; got "smtp"`}},
-	{"protocol not served", "[[listener]]\nprotocol = \"tls\"\nbind = \"127.0.0.1:8883\"\ncert_file = \"c\"\nkey_file = \"k\"\n",
-		[]string{`t.toml:2: listener[0].protocol: "tls" is not served by this build yet`}},
 	{"missing cert for tls", "[[listener]]\nbind = \"127.0.0.1:1883\"\n\n[[listener]]\nprotocol = \"tls\"\nbind = \"127.0.0.1:8883\"\n",
 		[]string{
 			`t.toml:5: listener[1].cert_file: is required for a "tls" listener`,
@@ -304,7 +302,6 @@ format = "xml"
 		`nanoactor.toml:7: mqtt.write_timeout: must be a duration string like "10s", got 5`,
 		`nanoactor.toml:13: listener[1].cert_file: is required for a "tls" listener`,
 		`nanoactor.toml:13: listener[1].key_file: is required for a "tls" listener`,
-		`nanoactor.toml:13: listener[1].protocol: "tls" is not served by this build yet`,
 		`nanoactor.toml:14: listener[1].bind: "127.0.0.1:1883" is already used by listener[0] ("127.0.0.1:1883")`,
 		"nanoactor.toml:15: listener[1].typo: unknown key",
 		`nanoactor.toml:18: log.format: must be one of text, json; got "xml"`,
@@ -582,5 +579,17 @@ func TestSlogLevel(t *testing.T) {
 		if got := (Log{Level: level}).SlogLevel(); got != want {
 			t.Errorf("SlogLevel(%q) = %v, want %v", level, got, want)
 		}
+	}
+}
+
+// TestProtocolNotServed checks that a known protocol missing from
+// SupportedProtocols is refused with its line.
+func TestProtocolNotServed(t *testing.T) {
+	delete(SupportedProtocols, ProtocolTLS)
+	defer func() { SupportedProtocols[ProtocolTLS] = true }()
+	_, err := Parse("t.toml", []byte("[[listener]]\nprotocol = \"tls\"\nbind = \"127.0.0.1:8883\"\ncert_file = \"c\"\nkey_file = \"k\"\n"))
+	want := `t.toml:2: listener[0].protocol: "tls" is not served by this build yet`
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %s", err, want)
 	}
 }

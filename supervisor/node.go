@@ -25,9 +25,10 @@ type Node struct {
 }
 
 type boundListener struct {
-	cfg  config.Listener
-	l    transport.Listener
-	addr net.Addr
+	cfg   config.Listener
+	l     transport.Listener
+	addr  net.Addr
+	certs *transport.CertStore // tls, wss, quic: reloaded on SIGHUP
 }
 
 // Options returns the actor options a configuration asks for.
@@ -83,7 +84,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Node, error) {
 	b = actors.New(opt)
 	n.broker = b
 	for _, lc := range cfg.Listeners {
-		l, err := listen(lc)
+		bl, err := listen(lc, cfg.MQTT.ConnectTimeout.Std())
 		if err != nil {
 			for _, bl := range n.listeners {
 				bl.l.Close()
@@ -93,21 +94,70 @@ func Start(cfg *config.Config, log *slog.Logger) (*Node, error) {
 			b.Shutdown(ctx)
 			return nil, fmt.Errorf("listener %q: %w", lc.Name, err)
 		}
-		n.listeners = append(n.listeners, boundListener{cfg: lc, l: l, addr: l.Addr()})
-		log.Info("listening", "node", cfg.Node.Name, "listener", lc.Name, "protocol", lc.Protocol, "addr", l.Addr().String())
+		n.listeners = append(n.listeners, bl)
+		log.Info("listening", "node", cfg.Node.Name, "listener", lc.Name, "protocol", lc.Protocol, "addr", bl.addr.String())
 	}
 	for _, bl := range n.listeners {
-		b.Serve(bl.cfg.Name, bl.l, bl.cfg.MaxConnections)
+		b.Serve(bl.cfg.Name, bl.l, actors.ServeOptions{MaxConns: bl.cfg.MaxConnections,
+			IdentityMode: bl.cfg.UseIdentityAsUsername, HandshakeTimeout: cfg.MQTT.ConnectTimeout.Std()})
 	}
 	return n, nil
 }
 
-func listen(lc config.Listener) (transport.Listener, error) {
+// listen opens one listener. Every protocol yields a byte stream to the
+// same MQTT code; TLS-based ones share a reloadable certificate store.
+// Handshakes are bounded by handshake (the CONNECT timeout).
+func listen(lc config.Listener, handshake time.Duration) (boundListener, error) {
+	bl := boundListener{cfg: lc}
+	if lc.TLS() {
+		store, err := transport.NewCertStore(transport.TLSConfig{CertFile: lc.CertFile, KeyFile: lc.KeyFile,
+			CAFile: lc.CAFile, VerifyPeer: lc.VerifyPeer, MinVersion: lc.TLSMinVersion()})
+		if err != nil {
+			return bl, err
+		}
+		bl.certs = store
+	}
+	var err error
 	switch lc.Protocol {
 	case config.ProtocolTCP:
-		return transport.ListenTCP(lc.Bind)
+		bl.l, err = transport.ListenTCP(lc.Bind)
+	case config.ProtocolTLS:
+		bl.l, err = transport.ListenTLS(lc.Bind, bl.certs.ServerConfig(), handshake)
+	case config.ProtocolWS:
+		bl.l, err = transport.ListenWS(lc.Bind, lc.Path, nil, handshake)
+	case config.ProtocolWSS:
+		bl.l, err = transport.ListenWS(lc.Bind, lc.Path, bl.certs.ServerConfig(), handshake)
+	case config.ProtocolQUIC:
+		bl.l, err = transport.ListenQUIC(lc.Bind, bl.certs.ServerConfig(), handshake)
+	default:
+		err = fmt.Errorf("protocol %q is not served by this build", lc.Protocol)
 	}
-	return nil, fmt.Errorf("protocol %q is not served by this build", lc.Protocol)
+	if err != nil {
+		return bl, err
+	}
+	bl.addr = bl.l.Addr()
+	return bl, nil
+}
+
+// Reload re-reads the certificate and key files of every TLS, WSS and
+// QUIC listener (SIGHUP). Existing connections are untouched; a listener
+// whose files fail to load keeps its current certificate. It returns the
+// errors joined, each naming its listener.
+func (n *Node) Reload() error {
+	var errs []error
+	for _, bl := range n.listeners {
+		if bl.certs == nil {
+			continue
+		}
+		if err := bl.certs.Reload(); err != nil {
+			n.log.Error("certificate reload failed; keeping the current certificate", "node", n.cfg.Node.Name,
+				"listener", bl.cfg.Name, "reason", err.Error())
+			errs = append(errs, fmt.Errorf("listener %q: %w", bl.cfg.Name, err))
+			continue
+		}
+		n.log.Info("certificate reloaded", "node", n.cfg.Node.Name, "listener", bl.cfg.Name)
+	}
+	return errors.Join(errs...)
 }
 
 // Addr returns the bound address of the listener named name (useful with

@@ -58,7 +58,7 @@ func cmdStart(args []string, stdout, stderr io.Writer) int {
 	// Signals are caught before anything starts, so a SIGTERM during start
 	// still shuts down in order.
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	node, err := supervisor.Start(cfg, log)
 	if err != nil {
 		log.Error("start failed", "reason", err.Error())
@@ -66,6 +66,11 @@ func cmdStart(args []string, stdout, stderr io.Writer) int {
 	}
 	log.Info("nanoactor started", "node", cfg.Node.Name, "version", version)
 	s := <-sig
+	for s == syscall.SIGHUP {
+		// Reload certificates without dropping connections.
+		node.Reload()
+		s = <-sig
+	}
 	signal.Stop(sig)
 	log.Info("shutting down", "node", cfg.Node.Name, "signal", s.String())
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
