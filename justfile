@@ -36,6 +36,10 @@ lint:
 interop:
     NANOACTOR_REQUIRE_PEERS=1 go test -count=1 ./integration/...
 
+# the transports soak: TLS, QoS 2, 10 minutes at 10,000 msg/s (DURATION, RATE to change)
+soak DURATION="10m" RATE="10000":
+    NANOACTOR_SOAK={{DURATION}} NANOACTOR_SOAK_RATE={{RATE}} go test -count=1 -timeout 0 -run '^TestSoak$' -v ./integration
+
 # CI as it runs on a fresh machine
 ci:
     bash .ci/run

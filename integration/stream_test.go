@@ -225,6 +225,12 @@ type streamPub struct {
 
 func runStreamPub(t *testing.T, dial dialFunc, id, topic string, n, rate int) *streamPub {
 	t.Helper()
+	return runStreamPubWindow(t, dial, id, topic, n, rate, 50)
+}
+
+// runStreamPubWindow is runStreamPub with window messages in flight.
+func runStreamPubWindow(t *testing.T, dial dialFunc, id, topic string, n, rate, window int) *streamPub {
+	t.Helper()
 	res := &streamPub{}
 	c, _, err := streamConnect(dial, id, true)
 	if err != nil {
@@ -235,7 +241,6 @@ func runStreamPub(t *testing.T, dial dialFunc, id, topic string, n, rate int) *s
 		pub *protocol.Publish
 		rel bool
 	}
-	const window = 50
 	pending := map[uint16]*state{}
 	order := []uint16{}
 	var nextID uint16

@@ -224,3 +224,33 @@ func TestSeedScenarioWithFaults(t *testing.T) {
 		}
 	}
 }
+
+// TestSoak runs the TLS QoS 2 seed scenario for a long time at a high
+// rate: NANOACTOR_SOAK=10m (duration) and NANOACTOR_SOAK_RATE=10000
+// (msg/s). Skipped unless NANOACTOR_SOAK is set; `just soak` runs it.
+func TestSoak(t *testing.T) {
+	d, err := time.ParseDuration(os.Getenv("NANOACTOR_SOAK"))
+	if err != nil || d <= 0 {
+		t.Skip("set NANOACTOR_SOAK=10m (and NANOACTOR_SOAK_RATE) to run the soak; `just soak` does")
+	}
+	rate := 10000
+	if r, err := strconv.Atoi(os.Getenv("NANOACTOR_SOAK_RATE")); err == nil && r > 0 {
+		rate = r
+	}
+	pki := newTestPKI(t)
+	b, dials := allTransports(t, pki, "[log]\nlevel = \"info\"\nformat = \"json\"\n")
+	n := int(d.Seconds()) * rate
+	sub := startStreamSub(t, dials["tls"], "soak-sub", "soak/t")
+	start := time.Now()
+	pub := runStreamPubWindow(t, dials["tls"], "soak-pub", "soak/t", n, rate, 500)
+	eventually(t, time.Minute, "every message", func() bool { return sub.count() >= n })
+	took := time.Since(start)
+	sub.close()
+	sub.check(t, n)
+	st := b.node.Broker().Stats()
+	t.Logf("soak over TLS: %d QoS 2 messages in %v = %.0f msg/s (target %d); publisher longest pause %v; subscriber longest gap %v; reconnects %d; dropped %d",
+		n, took.Round(time.Second), float64(n)/took.Seconds(), rate, pub.maxPause, sub.maxGap, sub.reconns.Load(), st.Dropped)
+	if pub.maxPause > time.Second || sub.maxGap > time.Second {
+		t.Errorf("progress paused: publisher %v, subscriber %v", pub.maxPause, sub.maxGap)
+	}
+}
