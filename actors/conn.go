@@ -62,6 +62,7 @@ type conn struct {
 	faults     *transport.FaultPlan // test seam; nil in production
 	dog        *time.Timer          // progress watchdog
 	identity   string               // use_identity_as_username mode, or ""
+	username   string               // as authenticated (CONNECT's, or the certificate identity)
 	aliases    map[uint16][]byte
 	closed     bool
 	detachSent bool

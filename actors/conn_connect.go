@@ -95,6 +95,7 @@ func (c *conn) connect(ctx actor.Context, cp *protocol.Connect) {
 		}
 		username = who
 	}
+	c.username = username
 	if o.Auth != nil && !o.Auth(id, username, cp.Password, c.remote) {
 		c.refuse(ctx, protocol.ReasonBadUsernameOrPassword, errors.New("authentication failed"))
 		return
@@ -210,7 +211,7 @@ func (c *conn) attached(ctx actor.Context, m *attached) {
 	if !c.closed {
 		c.connected = true
 		c.startWatchdog()
-		c.log.Debug("client connected", "version", c.version.String(), "session_present", m.present)
+		c.log.Debug("client connected", "version", c.version.String(), "session_present", m.present, "username", c.username)
 	}
 	// What the client sent after CONNECT goes now, in order — even if the
 	// connection has since closed: those messages were received
