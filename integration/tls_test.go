@@ -1,10 +1,12 @@
 package integration
 
 import (
+	"bytes"
 	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 
@@ -179,4 +181,76 @@ func copyFile(t *testing.T, from, to string) {
 	if err := os.WriteFile(to, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestTLSStuckSubscriberBounded: over TLS, a subscriber that stops
+// reading does not slow a healthy client, the broker's memory stays within
+// its per-client bounds while a flood is aimed at it, and write_timeout
+// closes it with one supervision line.
+func TestTLSStuckSubscriberBounded(t *testing.T) {
+	pki := newTestPKI(t)
+	b, dials := allTransports(t, pki, `
+[mqtt]
+max_packet_size = "64KiB"
+connect_packet_max = "16KiB"
+max_outbound_bytes = "256KiB"
+max_queued_bytes = "1MiB"
+write_timeout = "2s"
+`)
+	stuck, _, err := streamConnect(dials["tls"], "stuck", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.nc.Close()
+	if err := stuck.send(&protocol.Subscribe{PacketID: 1, Filters: []protocol.Subscription{{Filter: []byte("flood/#"), QoS: 0}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stuck.next(); err != nil {
+		t.Fatal(err)
+	}
+	// From here on "stuck" never reads.
+	pp := startPingPong(t, dials["tls"], "healthy")
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	base := ms.HeapAlloc
+	flood, _, err := streamConnect(dials["tcp"], "flooder", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer flood.nc.Close()
+	pkt, _ := (&protocol.Publish{Topic: []byte("flood/x"), Payload: make([]byte, 4096)}).Append(nil, protocol.Version5)
+	batch := bytes.Repeat(pkt, 16)
+	var sent int64
+	var peak uint64
+	end := time.Now().Add(3 * time.Second)
+	for time.Now().Before(end) {
+		flood.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		if _, err := flood.nc.Write(batch); err != nil {
+			t.Fatalf("flood: %v", err)
+		}
+		sent += int64(len(batch))
+		if sent%(4<<20) < int64(len(batch)) {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapAlloc > peak {
+				peak = ms.HeapAlloc
+			}
+		}
+	}
+	pp.finish(t)
+	growth := int64(peak) - int64(base)
+	t.Logf("flooded %d MiB at a stuck TLS subscriber; heap base %d MiB, peak %d MiB; healthy client %d round trips, longest gap %v",
+		sent>>20, base>>20, peak>>20, pp.n, pp.maxGap)
+	if pp.maxGap > time.Second {
+		t.Errorf("healthy client paused %v, want under 1s", pp.maxGap)
+	}
+	// Per-client bounds: 256 KiB outbound + 1 MiB queue + 1 MiB backlog for
+	// the stuck session, reader credit for the flooder; allow generous
+	// slack for the test's own clients and the GC's lag.
+	if growth > 24<<20 {
+		t.Errorf("heap grew %d MiB during the flood, want it bounded (under 24 MiB)", growth>>20)
+	}
+	eventually(t, 10*time.Second, "the stuck subscriber closed by write_timeout", func() bool {
+		return b.logs.Count(`"msg":"supervision"`, `"reason":"write timeout"`, `"client":"stuck"`) == 1
+	})
 }
