@@ -298,6 +298,7 @@ func (c *conn) readFailed(ctx actor.Context, m *readFailed) {
 		c.close(ctx, "connect timeout", m.err, false)
 		return
 	default:
+		c.supervised(transport.ReasonReadError.String(), m.err)
 		c.close(ctx, "read error", m.err, true)
 		return
 	}
@@ -381,7 +382,15 @@ func (c *conn) teardown(ctx actor.Context) {
 		// now. A close already under way (CloseAfter flushing a final
 		// CONNACK or DISCONNECT) is left to finish; its write deadline
 		// bounds it.
-		c.out.CloseWith(transport.ReasonProtocol, errors.New("connection actor stopped"))
+		// The stream still works: a v5 client learns why (0x83
+		// Implementation specific error) before the close.
+		stopped := errors.New("connection actor stopped")
+		buf, err := (&protocol.Disconnect{Reason: protocol.ReasonImplementationSpecific}).Append(nil, c.version)
+		if c.connected && c.version >= protocol.Version5 && err == nil {
+			c.out.CloseAfter(transport.ReasonPanic, stopped, buf)
+		} else {
+			c.out.CloseWith(transport.ReasonProtocol, stopped)
+		}
 	}
 	if c.cancel != nil {
 		c.cancel()
