@@ -7,6 +7,7 @@ package integration
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -388,4 +389,42 @@ func TestCLI(t *testing.T) {
 			t.Errorf("exit code %d after SIGTERM, want 0", code)
 		}
 	})
+}
+
+// TestCLISighupReloadsCertificates starts the binary with a TLS listener,
+// replaces the certificate files, sends SIGHUP and checks that new clients
+// see the new certificate while the process keeps running.
+func TestCLISighupReloadsCertificates(t *testing.T) {
+	dir := t.TempDir()
+	bin := cliBuild(t, dir)
+	pkiA, pkiB := newTestPKI(t), newTestPKI(t)
+	cert, key := dir+"/server.pem", dir+"/server.key"
+	copyFile(t, pkiA.certFile, cert)
+	copyFile(t, pkiA.keyFile, key)
+	port := cliFreePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	cfg := cliWrite(t, dir, "tls.toml", fmt.Sprintf("[[listener]]\nprotocol = \"tls\"\nbind = %q\ncert_file = %q\nkey_file = %q\n", addr, cert, key))
+	p := cliStart(t, bin, "start", "--config", cfg)
+	p.waitLog(10*time.Second, "nanoactor started")
+	dialWith := func(k *testPKI) dialFunc {
+		return func() (net.Conn, error) { return tls.Dial("tcp", addr, k.clientTLS()) }
+	}
+	c, _, err := streamConnect(dialWith(pkiA), "before", true)
+	if err != nil {
+		t.Fatalf("before reload: %v", err)
+	}
+	c.nc.Close()
+	copyFile(t, pkiB.certFile, cert)
+	copyFile(t, pkiB.keyFile, key)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.waitLog(10*time.Second, "certificate reloaded")
+	c, _, err = streamConnect(dialWith(pkiB), "after", true)
+	if err != nil {
+		t.Fatalf("after SIGHUP: %v", err)
+	}
+	c.nc.Close()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.exited(15 * time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM", code)
+	}
 }
