@@ -22,36 +22,9 @@ func TestPipeFaultsKeepSessionsAndOthers(t *testing.T) {
 	pp := startPingPong(t, dial, "f-other")
 
 	const n, rate = 1500, 300
-	faults := []struct {
-		name string
-		fn   func() bool
-	}{
-		{"write error", func() bool { return setFault(b, "f-sub", transport.FaultError) }},
-		{"panic", func() bool { return setFault(b, "f-sub", transport.FaultPanic) }},
-		{"invalid buffer", func() bool { return setFault(b, "f-sub", transport.FaultInvalid) }},
-		{"write stalled", func() bool { return setFault(b, "f-sub", transport.FaultStall) }},
-		{"connection actor panic", func() bool { return b.node.Broker().PanicPipe("f-sub") }},
-	}
-	stop := make(chan struct{})
-	applied := make(chan []string, 1)
-	go func() {
-		var done []string
-		defer func() { applied <- done }()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(700 * time.Millisecond):
-			}
-			f := faults[i%len(faults)]
-			if f.fn() {
-				done = append(done, f.name)
-			}
-		}
-	}()
+	stop := breakPipes(b, "f-sub", 700*time.Millisecond, 700*time.Millisecond)
 	pub := runStreamPub(t, dial, "f-pub", "f/t", n, rate)
-	close(stop)
-	got := <-applied
+	got := stop()
 	eventually(t, 20*time.Second, "every message at the subscriber", func() bool { return sub.count() >= n })
 	time.Sleep(200 * time.Millisecond)
 	sub.close()
@@ -59,7 +32,7 @@ func TestPipeFaultsKeepSessionsAndOthers(t *testing.T) {
 	sub.check(t, n)
 	t.Logf("faults applied: %v; subscriber reconnects %d; publisher longest pause %v; unrelated client %d round trips, longest gap %v",
 		got, sub.reconns.Load(), pub.maxPause, pp.n, pp.maxGap)
-	if len(got) < len(faults) {
+	if len(got) < len(faultKinds) {
 		t.Errorf("only %d faults applied (%v), want every kind", len(got), got)
 	}
 	if pp.maxGap > time.Second {
@@ -70,6 +43,46 @@ func TestPipeFaultsKeepSessionsAndOthers(t *testing.T) {
 			t.Errorf("no supervision log line with reason %q", reason)
 		}
 	}
+}
+
+// faultKinds are the ways a test breaks a pipe: its send path fails
+// (error, writer panic, invalid buffer, stall) or its actor panics.
+var faultKinds = []struct {
+	name string
+	set  func(b *broker, client string) bool
+}{
+	{"write error", func(b *broker, c string) bool { return setFault(b, c, transport.FaultError) }},
+	{"panic", func(b *broker, c string) bool { return setFault(b, c, transport.FaultPanic) }},
+	{"invalid buffer", func(b *broker, c string) bool { return setFault(b, c, transport.FaultInvalid) }},
+	{"write stalled", func(b *broker, c string) bool { return setFault(b, c, transport.FaultStall) }},
+	{"actor panic", func(b *broker, c string) bool { return b.node.Broker().PanicPipe(c) }},
+}
+
+// breakPipes breaks client's pipe first after first, then every every,
+// cycling through faultKinds, until the returned stop is called; stop
+// returns the kinds applied, in order.
+func breakPipes(b *broker, client string, first, every time.Duration) (stop func() []string) {
+	quit := make(chan struct{})
+	applied := make(chan []string, 1)
+	go func() {
+		var done []string
+		defer func() { applied <- done }()
+		for i := 0; ; i++ {
+			wait := every
+			if i == 0 {
+				wait = first
+			}
+			select {
+			case <-quit:
+				return
+			case <-time.After(wait):
+			}
+			if k := faultKinds[i%len(faultKinds)]; k.set(b, client) {
+				done = append(done, k.name)
+			}
+		}
+	}()
+	return func() []string { close(quit); return <-applied }
 }
 
 // setFault sets a fault on the client's current pipe.

@@ -169,47 +169,17 @@ func TestSeedScenarioWithFaults(t *testing.T) {
 	dial := dials["tls"]
 	sub := startStreamSub(t, dial, "sf-sub", "sf/t")
 	pp := startPingPong(t, dials["tls"], "sf-other")
-	kinds := []struct {
-		name string
-		fn   func() bool
-	}{
-		{"write error", func() bool { return setFault(b, "sf-sub", transport.FaultError) }},
-		{"panic", func() bool { return setFault(b, "sf-sub", transport.FaultPanic) }},
-		{"invalid buffer", func() bool { return setFault(b, "sf-sub", transport.FaultInvalid) }},
-		{"write stalled", func() bool { return setFault(b, "sf-sub", transport.FaultStall) }},
-		{"actor panic", func() bool { return b.node.Broker().PanicPipe("sf-sub") }},
-	}
-	stop := make(chan struct{})
-	applied := make(chan []string, 1)
-	go func() {
-		var done []string
-		defer func() { applied <- done }()
-		for i := 0; ; i++ {
-			wait := 2 * time.Second
-			if i == 0 {
-				wait = time.Second
-			}
-			select {
-			case <-stop:
-				return
-			case <-time.After(wait):
-			}
-			if k := kinds[i%len(kinds)]; k.fn() {
-				done = append(done, k.name)
-			}
-		}
-	}()
+	stop := breakPipes(b, "sf-sub", time.Second, 2*time.Second)
 	n := 1000 * secs
 	pub := runStreamPub(t, dial, "sf-pub", "sf/t", n, 1000)
-	close(stop)
-	got := <-applied
+	got := stop()
 	eventually(t, 30*time.Second, "every message", func() bool { return sub.count() >= n })
 	sub.close()
 	pp.finish(t)
 	sub.check(t, n)
 	t.Logf("faults %v; subscriber reconnects %d; publisher longest pause %v; unrelated client %d round trips, longest gap %v",
 		got, sub.reconns.Load(), pub.maxPause, pp.n, pp.maxGap)
-	if len(got) < len(kinds) {
+	if len(got) < len(faultKinds) {
 		t.Errorf("applied %v, want every kind", got)
 	}
 	if pp.maxGap > time.Second {
