@@ -20,12 +20,6 @@ import (
 
 // Messages from a connection's reader goroutine to its actor.
 type (
-	// packetIn is one decoded packet; its slices are owned (copied out of
-	// the read buffer). cost is the reader credit it holds.
-	packetIn struct {
-		pkt  protocol.Packet
-		cost int64
-	}
 	// readFailed ends the connection: a read error, EOF, a keepalive or
 	// CONNECT timeout, or a packet that failed to decode.
 	readFailed struct {
@@ -58,7 +52,7 @@ type conn struct {
 	connecting bool // CONNECT received, CONNACK not yet
 	connected  bool // CONNACK queued
 	session    *actor.PID
-	early      []*packetIn          // received between CONNECT and attached
+	early      []*inbound           // received between CONNECT and attached
 	faults     *transport.FaultPlan // test seam; nil in production
 	dog        *time.Timer          // progress watchdog
 	identity   string               // use_identity_as_username mode, or ""
@@ -118,7 +112,7 @@ func (c *conn) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		c.start(ctx)
-	case *packetIn:
+	case *inbound:
 		c.packet(ctx, m)
 	case *readFailed:
 		c.readFailed(ctx, m)
@@ -218,7 +212,7 @@ func (c *conn) readLoop(rctx context.Context, sys *actor.ActorSystem, self *acto
 	}
 	version := cp.Level
 	ka := time.Duration(c.effectiveKeepalive(cp)) * time.Second
-	sys.Root.Send(self, &packetIn{pkt: cp})
+	sys.Root.Send(self, &inbound{gen: c.id, pkt: cp})
 	dr.d = ka + ka/2 // [MQTT-3.1.2-24] one and a half times the keepalive; 0 disables
 	r.SetMaxPacketSize(c.b.opt.MaxPacketSize)
 	for {
@@ -240,7 +234,7 @@ func (c *conn) readLoop(rctx context.Context, sys *actor.ActorSystem, self *acto
 			fail(err, nil)
 			return
 		}
-		sys.Root.Send(self, &packetIn{pkt: pkt, cost: cost})
+		sys.Root.Send(self, &inbound{gen: c.id, pkt: pkt, credit: c.credit, cost: cost})
 	}
 }
 

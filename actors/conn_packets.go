@@ -11,7 +11,7 @@ import (
 )
 
 // packet handles one decoded packet from the client.
-func (c *conn) packet(ctx actor.Context, m *packetIn) {
+func (c *conn) packet(ctx actor.Context, m *inbound) {
 	if c.closed {
 		c.release(m)
 		return
@@ -37,7 +37,7 @@ func (c *conn) packet(ctx actor.Context, m *packetIn) {
 }
 
 // handle processes one packet once the session is known.
-func (c *conn) handle(ctx actor.Context, m *packetIn) {
+func (c *conn) handle(ctx actor.Context, m *inbound) {
 	switch p := m.pkt.(type) {
 	case *protocol.Pingreq:
 		c.release(m)
@@ -78,10 +78,10 @@ func (c *conn) handle(ctx actor.Context, m *packetIn) {
 		c.fail(ctx, protocol.ReasonProtocolError, fmt.Errorf("unexpected %s from client", m.pkt.Type()), true)
 		return
 	}
-	ctx.Send(c.session, &inbound{gen: c.id, pkt: m.pkt, credit: c.credit, cost: m.cost})
+	ctx.Send(c.session, m) // the same message, now for the session (one allocation per packet)
 }
 
-func (c *conn) release(m *packetIn) {
+func (c *conn) release(m *inbound) {
 	if m.cost > 0 {
 		c.credit.Release(m.cost)
 	}

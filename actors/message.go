@@ -54,7 +54,7 @@ func (m *Message) head(qos byte, v protocol.Version, retain bool) ([]byte, error
 	if v >= protocol.Version5 {
 		pub.Props = m.Props
 	}
-	h, err := pub.AppendHeaderOnly(nil, v)
+	h, err := pub.AppendHeaderOnly(make([]byte, 0, pub.Len(v)-len(pub.Payload)), v)
 	if err != nil {
 		return nil, err
 	}
@@ -152,8 +152,11 @@ type attached struct {
 	present bool
 }
 
-// inbound carries a packet from the client to its session. credit is
-// released by the session once the packet is processed (reader credit).
+// inbound carries a decoded packet (its slices owned, copied out of the
+// read buffer) from the reader goroutine to the connection actor, which
+// forwards the same message to the session. credit is released by the
+// session once the packet is processed (reader credit); cost is what it
+// holds.
 type inbound struct {
 	gen    uint64
 	pkt    protocol.Packet

@@ -151,6 +151,13 @@ func (s *session) enqueue(d deliver) {
 		}
 		return
 	}
+	if d.qos == 0 && s.conn != nil && s.queue.Len() == 0 && !s.resend {
+		// Nothing waits ahead of it: send without queueing (the common
+		// QoS 0 case, no list element).
+		om := outMsg{d: d}
+		s.transmit(nil, &om, now)
+		return
+	}
 	s.queue.PushBack(&outMsg{d: d})
 	s.queued++
 	s.queuedBytes += d.msg.size
@@ -296,6 +303,9 @@ func (s *session) dropQueuedQoS0() {
 
 // discard removes a message from whichever list holds it.
 func (s *session) discard(e *list.Element, om *outMsg) {
+	if e == nil {
+		return // sent straight from enqueue, never listed
+	}
 	if om.id != 0 {
 		s.sent.Remove(e)
 		delete(s.inflight, om.id)
