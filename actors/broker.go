@@ -170,7 +170,7 @@ func (b *Broker) Fault(clientID string) *transport.FaultPlan {
 	var plan *transport.FaultPlan
 	var newest uint64
 	b.pipeInfo.Range(func(_, v any) bool {
-		if d := v.(pipeDesc); d.client == clientID && d.faults != nil && d.pipe > newest {
+		if d := v.(pipeDesc); d.client == clientID && d.faults != nil && !d.closing && d.pipe > newest {
 			plan, newest = d.faults, d.pipe
 		}
 		return true
@@ -188,7 +188,7 @@ func (b *Broker) PanicPipe(clientID string) bool {
 	var pid *actor.PID
 	var newest uint64
 	b.pipeInfo.Range(func(k, v any) bool {
-		if d := v.(pipeDesc); d.client == clientID && d.pipe > newest {
+		if d := v.(pipeDesc); d.client == clientID && !d.closing && d.pipe > newest {
 			pid, newest = d.pid, d.pipe
 		}
 		return true

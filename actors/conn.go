@@ -329,6 +329,7 @@ func (c *conn) close(ctx actor.Context, why string, err error, sendWill bool) {
 }
 
 func (c *conn) finish(ctx actor.Context, why string, err error, sendWill bool) {
+	c.describe()
 	attrs := []any{"reason", why}
 	if err != nil {
 		attrs = append(attrs, "error", err.Error())
@@ -407,13 +408,14 @@ type pipeDesc struct {
 	pipe                     uint64
 	pid                      *actor.PID
 	faults                   *transport.FaultPlan
+	closing                  bool // the pipe is closing: no target for the fault seam
 }
 
 // describe publishes the pipe's description for supervision log lines.
 func (c *conn) describe() {
 	if c.self != nil {
 		c.b.pipeInfo.Store(c.self.Id, pipeDesc{listener: c.listener, remote: c.remote, client: c.clientID, pipe: c.id,
-			pid: c.self, faults: c.faults})
+			pid: c.self, faults: c.faults, closing: c.closed})
 	}
 }
 

@@ -77,8 +77,26 @@ func breakPipes(b *broker, client string, first, every time.Duration) (stop func
 				return
 			case <-time.After(wait):
 			}
-			if k := faultKinds[i%len(faultKinds)]; k.set(b, client) {
-				done = append(done, k.name)
+			// Apply the fault and see it take: the pipe it found may have
+			// been closing already; then try the new one.
+			k := faultKinds[i%len(faultKinds)]
+			for try := 0; try < 3; try++ {
+				before := b.logs.Count(`"msg":"supervision"`, `"client":"`+client+`"`)
+				if !k.set(b, client) {
+					time.Sleep(50 * time.Millisecond)
+					continue
+				}
+				took := false
+				for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+					if b.logs.Count(`"msg":"supervision"`, `"client":"`+client+`"`) > before {
+						took = true
+						break
+					}
+				}
+				if took {
+					done = append(done, k.name)
+					break
+				}
 			}
 		}
 	}()
