@@ -41,6 +41,7 @@ func cmdStart(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("start", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration `file` (default: the embedded default configuration)")
+	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this `address` (e.g. 127.0.0.1:6060); off by default")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -63,6 +64,14 @@ func cmdStart(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		log.Error("start failed", "reason", err.Error())
 		return 1
+	}
+	if *pprofAddr != "" {
+		stop, err := servePprof(*pprofAddr, log)
+		if err != nil {
+			log.Error("pprof listener failed", "reason", err.Error())
+		} else {
+			defer stop()
+		}
 	}
 	log.Info("nanoactor started", "node", cfg.Node.Name, "version", version)
 	s := <-sig
