@@ -3,6 +3,8 @@
 //	nanoactor start [--config FILE]   run the broker
 //	nanoactor config check FILE       validate a configuration file
 //	nanoactor config default          print the default configuration
+//	nanoactor pub | sub [flags]       mosquitto_pub / mosquitto_sub style clients
+//	nanoactor bench pub|sub|conn|pubsub [flags]   load generator
 //	nanoactor version                 print the version
 package main
 
@@ -26,6 +28,10 @@ commands:
   config check FILE       validate a configuration file and exit
   config default          print the default configuration with every key documented
   version                 print the version
+  pub [flags]             publish a message (mosquitto_pub flags; --help)
+  sub [flags]             subscribe and print messages (mosquitto_sub flags; --help)
+  bench pub|sub|conn|pubsub [flags]
+                          load-test a broker (emqtt-bench style; --help)
 `
 
 // run executes one command and returns the process exit code.
@@ -45,6 +51,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdStart(args[1:], stdout, stderr)
 	case "config":
 		return cmdConfig(args[1:], stdout, stderr)
+	case "pub":
+		return cmdPub(args[1:], os.Stdin, stdout, stderr)
+	case "sub":
+		return cmdSub(args[1:], stdout, stderr)
+	case "bench":
+		return cmdBench(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "nanoactor: unknown command %q\n\n%s", args[0], usage)
 	return 2
