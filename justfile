@@ -40,6 +40,10 @@ interop:
 soak DURATION="10m" RATE="10000":
     NANOACTOR_SOAK={{DURATION}} NANOACTOR_SOAK_RATE={{RATE}} go test -count=1 -timeout 0 -run '^TestSoak$' -v ./integration
 
+# the same scenarios against Debian's mosquitto and nanoactor, alternating; a table of ratios
+bench-peers ROUNDS="3" DUR="5":
+    ROUNDS={{ROUNDS}} DUR={{DUR}} bash scripts/bench-peers.sh
+
 # CI as it runs on a fresh machine
 ci:
     bash .ci/run
