@@ -562,7 +562,10 @@ func (b *bench) summary(elapsed time.Duration, subs []*client.Client) {
 	fmt.Fprintf(b.out, "received: %d msgs, %.1f msg/s\n", b.recv.Load(), float64(b.recv.Load())/secs)
 	var lat histogram
 	var lost, dup, ooo int64
-	for _, s := range b.subs {
+	// With a per-subscriber filter ("bench/%i", pairs), subscriber i
+	// expects only publisher i; otherwise every subscriber expects all.
+	pairs := strings.Contains(cfg.filter, "%i")
+	for si, s := range b.subs {
 		s.mu.Lock()
 		lat.merge(&s.lat)
 		for key, t := range s.pubs {
@@ -577,6 +580,9 @@ func (b *bench) summary(elapsed time.Duration, subs []*client.Client) {
 		}
 		if subs != nil {
 			for i := range b.pubLast {
+				if pairs && i != si {
+					continue
+				}
 				if _, ok := s.pubs[uint64(cfg.run)<<32|uint64(i)]; !ok {
 					lost += int64(b.pubLast[i].Load())
 				}
