@@ -108,16 +108,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.count, "n", 0, "messages per publisher (0: until -d)")
 	fs.IntVar(&cfg.inflight, "inflight", client.DefaultInflight, "QoS 1/2 inflight window per publisher")
 	fs.StringVar(&cfg.prefix, "prefix", "bench", "client id prefix")
-	if err := fs.Parse(numberUnits(args[1:])); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	if *help {
-		fs.SetOutput(stdout)
-		fs.Usage()
-		return exitOK
+	if code, done := parseFlags(fs, numberUnits(args[1:]), help, "bench", false, stdout, stderr); done {
+		return code
 	}
 	durationSet := false
 	fs.Visit(func(f *flag.Flag) { durationSet = durationSet || f.Name == "d" })

@@ -168,6 +168,29 @@ func (f *connFlags) options(stderr io.Writer) (client.Options, string, error) {
 
 // newFlagSet returns a flag set that reports errors to stderr and prints
 // usage text on --help only (-h is the host, as in mosquitto).
+// parseFlags parses args into fs and handles what every tool handles the
+// same way: --help (usage on stdout, exit 0), a bad flag (exit 2) and, when
+// noArgs, a stray argument (exit 2). done reports that the command should
+// return code now.
+func parseFlags(fs *flag.FlagSet, args []string, help *bool, name string, noArgs bool, stdout, stderr io.Writer) (code int, done bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, true
+		}
+		return exitUsage, true
+	}
+	if *help {
+		fs.SetOutput(stdout)
+		fs.Usage()
+		return exitOK, true
+	}
+	if noArgs && fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "nanoactor %s: unexpected argument %q\n", name, fs.Arg(0))
+		return exitUsage, true
+	}
+	return 0, false
+}
+
 func newFlagSet(name, usage string, stderr io.Writer) (*flag.FlagSet, *bool) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -200,20 +223,8 @@ func cmdPub(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	lines := fs.Bool("l", false, "send each line of stdin as a message")
 	retain := fs.Bool("r", false, "retain the message")
 	repeat := fs.Int("repeat", 1, "publish the message this many times")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	if *help {
-		fs.SetOutput(stdout)
-		fs.Usage()
-		return exitOK
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "nanoactor pub: unexpected argument %q\n", fs.Arg(0))
-		return exitUsage
+	if code, done := parseFlags(fs, args, help, "pub", true, stdout, stderr); done {
+		return code
 	}
 	msgSet := false
 	fs.Visit(func(f *flag.Flag) { msgSet = msgSet || f.Name == "m" })

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/hex"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -58,20 +56,8 @@ func cmdSub(args []string, stdout, stderr io.Writer) int {
 	props := fs.Bool("props", false, "print v5 properties after each message")
 	noEOL := fs.Bool("N", false, "do not print a newline after each message")
 	noRetained := fs.Bool("R", false, "do not print stale retained messages")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	if *help {
-		fs.SetOutput(stdout)
-		fs.Usage()
-		return exitOK
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "nanoactor sub: unexpected argument %q\n", fs.Arg(0))
-		return exitUsage
+	if code, done := parseFlags(fs, args, help, "sub", true, stdout, stderr); done {
+		return code
 	}
 	opts, urlTopic, err := cf.options(stderr)
 	if err != nil {
