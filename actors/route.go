@@ -96,7 +96,7 @@ func (r *router) add(key string, e subEntry) {
 	ret := r.m.Retain && e.rap
 	for i := range r.targets {
 		t := &r.targets[i]
-		if t.key == key {
+		if t.key == key && t.shared == nil {
 			// Overlapping subscriptions: one copy at the highest QoS with
 			// every identifier [MQTT-3.3.4-2] [MQTT-3.3.4-3].
 			if q > t.qos {
@@ -128,12 +128,13 @@ func (r *router) group(g *topic.Group[string, subEntry]) {
 	}
 	key, e := g.At(i)
 	// A shared subscription is a separate subscription: it is delivered even
-	// if the same session also matched directly. Keep it separate.
+	// if the same session also matched directly, so add never merges into
+	// a shared target.
 	q := r.m.QoS
 	if e.qos < q {
 		q = e.qos
 	}
-	t := target{key: "\x00share/" + g.Name() + "/" + key, pid: e.session, qos: q, retain: r.m.Retain && e.rap, backlog: e.backlog,
+	t := target{key: key, pid: e.session, qos: q, retain: r.m.Retain && e.rap, backlog: e.backlog,
 		shared: &sharedRef{name: g.Name(), filter: g.Filter()}}
 	if e.subID > 0 {
 		t.subIDs = []int{e.subID}
