@@ -15,6 +15,7 @@ type Config struct {
 	Listeners []Listener `toml:"listener"`
 	MQTT      MQTT       `toml:"mqtt"`
 	Sys       Sys        `toml:"sys"`
+	Bridges   []Bridge   `toml:"bridge"`
 }
 
 // Node is the [node] section.
