@@ -1,5 +1,14 @@
 package config
 
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
 // Bridge is one [[bridge]] entry: a connection from this broker, as an MQTT
 // client, to a remote broker, forwarding local topics out and remote topics
 // in. See the bridge package for the behaviour.
@@ -10,12 +19,14 @@ type Bridge struct {
 	// URL is the remote broker, in NanoMQ's schemes:
 	// "mqtt-tcp://host:port" (default port 1883),
 	// "tls+mqtt-tcp://host:port" (default port 8883) and
-	// "mqtt-quic://host:port" (default port 14567). Required.
+	// "mqtt-quic://host:port" (default port 14567). Nothing may follow the
+	// port: no path, query or user. Required; Endpoint splits it.
 	URL string `toml:"url"`
 	// ProtoVer is the MQTT version spoken to the remote: 4 (3.1.1) or 5.
 	ProtoVer int `toml:"proto_ver"`
-	// ClientID is the client identifier used at the remote. Default:
-	// node name + "-bridge-" + bridge name.
+	// ClientID is the client identifier used at the remote, 1 to 65535
+	// bytes. Default: node name + "-bridge-" + bridge name. Two bridges to
+	// the same endpoint may not share one.
 	ClientID string `toml:"client_id"`
 	// Username and Password are sent in CONNECT when not empty.
 	Username string `toml:"username"`
@@ -55,9 +66,10 @@ type Bridge struct {
 	// drop is logged and counted. Messages already sent and not yet
 	// acknowledged are never dropped.
 	OutboxDrop string `toml:"outbox_drop"`
-	// TLS configures tls+mqtt-tcp and mqtt-quic.
+	// TLS configures tls+mqtt-tcp and mqtt-quic; with mqtt-tcp every key
+	// of it must be left out.
 	TLS BridgeTLS `toml:"tls"`
-	// Topics are the forwarding rules; at least one.
+	// Topics are the forwarding rules, in file order; at least one.
 	Topics []BridgeTopic `toml:"topic"`
 }
 
@@ -83,6 +95,7 @@ type BridgeTLS struct {
 // Pattern.
 type BridgeTopic struct {
 	// Pattern is a topic filter (wildcards allowed, no $share). Required.
+	// LocalPrefix + Pattern and RemotePrefix + Pattern are valid filters.
 	Pattern string `toml:"pattern"`
 	// Direction is BridgeOut (local to remote), BridgeIn (remote to local)
 	// or BridgeBoth.
@@ -115,9 +128,16 @@ const (
 
 // Bridge URL schemes (NanoMQ's).
 const (
-	BridgeSchemeTCP  = "mqtt-tcp"
-	BridgeSchemeTLS  = "tls+mqtt-tcp"
-	BridgeSchemeQUIC = "mqtt-quic"
+	BridgeSchemeTCP  = "mqtt-tcp"     // MQTT over TCP
+	BridgeSchemeTLS  = "tls+mqtt-tcp" // MQTT over TLS over TCP
+	BridgeSchemeQUIC = "mqtt-quic"    // MQTT over QUIC (UDP, TLS 1.3)
+)
+
+// Ports Endpoint uses when a bridge URL has none, per scheme.
+const (
+	DefaultBridgePortTCP  = 1883
+	DefaultBridgePortTLS  = 8883
+	DefaultBridgePortQUIC = 14567
 )
 
 // Defaults of [[bridge]] and [[bridge.topic]].
@@ -137,3 +157,80 @@ const (
 	DefaultBridgeTopicQoS          = 1
 	DefaultBridgeTopicRetain       = true
 )
+
+// Endpoint splits URL into its scheme (one of the BridgeScheme* constants,
+// lower case) and the host:port to dial, with the scheme's default port
+// when URL has none (DefaultBridgePortTCP, ...). An IPv6 host comes back in
+// brackets ("[::1]:1883"). It fails only on a URL Validate refuses, so for
+// a Config from Parse or Load it never does.
+func (b *Bridge) Endpoint() (scheme, hostport string, err error) {
+	scheme, hostport, err = splitBridgeURL(b.URL)
+	if err != nil {
+		return "", "", fmt.Errorf("bridge %q: url %w", b.Name, err)
+	}
+	return scheme, hostport, nil
+}
+
+// UsesTLS reports whether the bridge's scheme runs over TLS (tls+mqtt-tcp
+// and mqtt-quic), and so reads TLS.
+func (b *Bridge) UsesTLS() bool {
+	scheme, _, err := splitBridgeURL(b.URL)
+	return err == nil && scheme != BridgeSchemeTCP
+}
+
+// LocalFilter returns LocalPrefix + Pattern: the filter the rule matches on
+// this broker.
+func (t *BridgeTopic) LocalFilter() string { return t.LocalPrefix + t.Pattern }
+
+// RemoteFilter returns RemotePrefix + Pattern: the filter the rule matches
+// on the remote broker.
+func (t *BridgeTopic) RemoteFilter() string { return t.RemotePrefix + t.Pattern }
+
+var bridgeSchemes = []string{BridgeSchemeTCP, BridgeSchemeTLS, BridgeSchemeQUIC}
+
+// splitBridgeURL does the work of Endpoint. Its errors complete "url ...",
+// as Validate prints them after the key.
+func splitBridgeURL(s string) (scheme, hostport string, err error) {
+	if s == "" {
+		return "", "", errors.New(`is required, like "mqtt-tcp://broker.example.com:1883"`)
+	}
+	shape := fmt.Errorf("must be scheme://host[:port] with scheme %s, got %q", strings.Join(bridgeSchemes, ", "), s)
+	if !strings.Contains(s, "://") {
+		return "", "", shape
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", "", shape
+	}
+	var port int
+	switch u.Scheme { // url.Parse lowers the scheme
+	case BridgeSchemeTCP:
+		port = DefaultBridgePortTCP
+	case BridgeSchemeTLS:
+		port = DefaultBridgePortTLS
+	case BridgeSchemeQUIC:
+		port = DefaultBridgePortQUIC
+	default:
+		return "", "", fmt.Errorf("scheme must be one of %s; got %q", strings.Join(bridgeSchemes, ", "), u.Scheme)
+	}
+	if u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery || u.Opaque != "" {
+		return "", "", fmt.Errorf("must be %s://host[:port] with nothing after the port, got %q", u.Scheme, s)
+	}
+	host := u.Hostname()
+	if host == "" {
+		return "", "", fmt.Errorf("has no host, got %q", s)
+	}
+	if net.ParseIP(host) == nil && !isHostName(host) {
+		return "", "", fmt.Errorf("host must be an IP address or a host name, got %q", host)
+	}
+	if p := u.Port(); p != "" {
+		n, err := strconv.ParseUint(p, 10, 16)
+		if err != nil || n == 0 {
+			return "", "", fmt.Errorf("port must be a number from 1 to 65535, got %q", p)
+		}
+		port = int(n)
+	} else if strings.HasSuffix(u.Host, ":") {
+		return "", "", fmt.Errorf("has an empty port, got %q", s)
+	}
+	return u.Scheme, net.JoinHostPort(strings.ToLower(host), strconv.Itoa(port)), nil
+}

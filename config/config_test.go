@@ -62,8 +62,9 @@ func TestDefaultReturnsIndependentCopies(t *testing.T) {
 }
 
 // Every key of the schema is written in default.toml (TLS and WebSocket
-// listener keys as comments) with a comment line above it or above its
-// group.
+// listener keys and the [[bridge]] example as comments) with a comment line
+// above it or above its group. A commented-out header ("# [[bridge]]")
+// opens a section like a written one.
 func TestDefaultFileDocumentsEveryKey(t *testing.T) {
 	lines := map[string]int{} // "section.key" -> line
 	var text []string
@@ -72,11 +73,12 @@ func TestDefaultFileDocumentsEveryKey(t *testing.T) {
 	for sc.Scan() {
 		l := strings.TrimSpace(sc.Text())
 		text = append(text, l)
+		h := strings.TrimPrefix(l, "# ")
 		switch {
-		case strings.HasPrefix(l, "[[") && strings.HasSuffix(l, "]]"):
-			section = strings.Trim(l, "[]")
-		case strings.HasPrefix(l, "[") && strings.HasSuffix(l, "]"):
-			section = strings.Trim(l, "[]")
+		case strings.HasPrefix(h, "[[") && strings.HasSuffix(h, "]]"):
+			section = strings.Trim(h, "[]")
+		case strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]"):
+			section = strings.Trim(h, "[]")
 		default:
 			if isKeyLine(l) {
 				k, _, _ := strings.Cut(strings.TrimPrefix(l, "# "), " = ")

@@ -2,6 +2,7 @@ package config
 
 import (
 	_ "embed"
+	"fmt"
 	"math"
 	"sync"
 	"time"
@@ -105,6 +106,10 @@ func Default() *Config {
 func (c *Config) clone() *Config {
 	out := *c
 	out.Listeners = append([]Listener(nil), c.Listeners...)
+	out.Bridges = append([]Bridge(nil), c.Bridges...)
+	for i := range out.Bridges {
+		out.Bridges[i].Topics = append([]BridgeTopic(nil), c.Bridges[i].Topics...)
+	}
 	return &out
 }
 
@@ -150,9 +155,11 @@ func base() *Config {
 }
 
 // applyDefaults fills what decoding over base cannot: the default listener
-// when the file writes none, and each listener's omitted name, protocol,
-// WebSocket path and TLS version.
+// when the file writes none, each listener's omitted name, protocol,
+// WebSocket path and TLS version, and every key a [[bridge]] or
+// [[bridge.topic]] leaves out.
 func (c *Config) applyDefaults(ix *index) {
+	c.applyBridgeDefaults(ix)
 	if !ix.has("listener") {
 		c.Listeners = []Listener{{
 			Name:     DefaultListenerName,
@@ -173,6 +180,70 @@ func (c *Config) applyDefaults(ix *index) {
 		}
 		if l.MinTLSVersion == "" && (l.Protocol == ProtocolTLS || l.Protocol == ProtocolWSS) {
 			l.MinTLSVersion = DefaultMinTLSVersion
+		}
+	}
+}
+
+// applyBridgeDefaults sets the keys each [[bridge]] and [[bridge.topic]]
+// leaves out, as the index tells. Zero values are legitimate when written
+// (qos = 0, retain = false), so a key is defaulted only when absent, never
+// because its value is zero.
+func (c *Config) applyBridgeDefaults(ix *index) {
+	if len(c.Bridges) == 0 {
+		c.Bridges = nil // "bridge = []" is no bridge, as is leaving it out
+		return
+	}
+	for i := range c.Bridges {
+		b := &c.Bridges[i]
+		absent := func(key string) bool { return !ix.has(fmt.Sprintf("bridge[%d].%s", i, key)) }
+		if absent("proto_ver") {
+			b.ProtoVer = DefaultBridgeProtoVer
+		}
+		if absent("client_id") {
+			b.ClientID = c.Node.Name + "-bridge-" + b.Name
+		}
+		if absent("keepalive") {
+			b.KeepAlive = DefaultBridgeKeepAlive
+		}
+		if absent("clean_start") {
+			b.CleanStart = DefaultBridgeCleanStart
+		}
+		if absent("session_expiry") {
+			b.SessionExpiry = DefaultBridgeSessionExpiry
+		}
+		if absent("connect_timeout") {
+			b.ConnectTimeout = DefaultBridgeConnectTimeout
+		}
+		if absent("backoff_min") {
+			b.BackoffMin = DefaultBridgeBackoffMin
+		}
+		if absent("backoff_max") {
+			b.BackoffMax = DefaultBridgeBackoffMax
+		}
+		if absent("max_inflight") {
+			b.MaxInflight = DefaultBridgeMaxInflight
+		}
+		if absent("outbox_max_messages") {
+			b.OutboxMaxMessages = DefaultBridgeOutboxMaxMessages
+		}
+		if absent("outbox_max_bytes") {
+			b.OutboxMaxBytes = DefaultBridgeOutboxMaxBytes
+		}
+		if absent("outbox_drop") {
+			b.OutboxDrop = DefaultBridgeOutboxDrop
+		}
+		for j := range b.Topics {
+			t := &b.Topics[j]
+			absent := func(key string) bool { return !ix.has(fmt.Sprintf("bridge[%d].topic[%d].%s", i, j, key)) }
+			if absent("direction") {
+				t.Direction = DefaultBridgeTopicDirection
+			}
+			if absent("qos") {
+				t.QoS = DefaultBridgeTopicQoS
+			}
+			if absent("retain") {
+				t.Retain = DefaultBridgeTopicRetain
+			}
 		}
 	}
 }

@@ -18,8 +18,9 @@ import (
 const maxDecodeErrors = 100
 
 // Load reads and parses the configuration file at path (see Parse), then
-// checks that the certificate and key files its listeners name can be read,
-// so that a missing file is reported with its line before anything starts.
+// checks that the certificate and key files its listeners and bridges name
+// can be read, so that a missing file is reported with its line before
+// anything starts.
 // Relative file names are relative to the working directory. Errors name
 // the file as path.
 func Load(path string) (*Config, error) {
@@ -396,34 +397,44 @@ func describeValue(e *entry) string {
 	return e.raw
 }
 
-// checkFiles reports the certificate and key files of TLS listeners that
-// cannot be opened for reading.
+// checkFiles reports the certificate and key files of TLS listeners and of
+// TLS and QUIC bridges that cannot be opened for reading.
 func checkFiles(c *Config, name string, ix *index) Errors {
 	var errs Errors
+	check := func(key, path string) {
+		if path == "" {
+			return
+		}
+		fh, err := os.Open(path)
+		if err != nil {
+			var perr *os.PathError
+			if errors.As(err, &perr) {
+				err = perr.Err
+			}
+			errs = append(errs, &Error{File: name, Line: ix.lineFor(key, nil), Key: key,
+				Msg: fmt.Sprintf("cannot read %q: %v", path, err)})
+			return
+		}
+		fh.Close()
+	}
 	for i := range c.Listeners {
 		l := &c.Listeners[i]
 		if !l.TLS() {
 			continue
 		}
-		for _, f := range []struct{ key, path string }{
-			{"cert_file", l.CertFile}, {"key_file", l.KeyFile}, {"ca_file", l.CAFile},
-		} {
-			if f.path == "" {
-				continue
-			}
-			fh, err := os.Open(f.path)
-			if err != nil {
-				var perr *os.PathError
-				if errors.As(err, &perr) {
-					err = perr.Err
-				}
-				key := fmt.Sprintf("listener[%d].%s", i, f.key)
-				errs = append(errs, &Error{File: name, Line: ix.lineFor(key, nil), Key: key,
-					Msg: fmt.Sprintf("cannot read %q: %v", f.path, err)})
-				continue
-			}
-			fh.Close()
+		check(fmt.Sprintf("listener[%d].cert_file", i), l.CertFile)
+		check(fmt.Sprintf("listener[%d].key_file", i), l.KeyFile)
+		check(fmt.Sprintf("listener[%d].ca_file", i), l.CAFile)
+	}
+	for i := range c.Bridges {
+		b := &c.Bridges[i]
+		if !b.UsesTLS() {
+			continue // Validate refuses [bridge.tls] keys there
 		}
+		t := &b.TLS
+		check(fmt.Sprintf("bridge[%d].tls.ca_file", i), t.CAFile)
+		check(fmt.Sprintf("bridge[%d].tls.cert_file", i), t.CertFile)
+		check(fmt.Sprintf("bridge[%d].tls.key_file", i), t.KeyFile)
 	}
 	return errs
 }

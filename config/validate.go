@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nanoactor/nanoactor/protocol/topic"
 )
 
 // Validate checks every value of c and the relations between them, as Parse
@@ -20,6 +22,7 @@ func (c *Config) Validate() error {
 	c.validateLog(v)
 	c.validateListeners(v)
 	c.validateMQTT(v)
+	c.validateBridges(v)
 	if v.durationRange("sys.interval", c.Sys.Interval, 0, Duration(24*time.Hour)) &&
 		c.Sys.Interval != 0 && c.Sys.Interval < Duration(time.Second) {
 		v.add("sys.interval", "must be 0 (off) or at least 1s, got %s", c.Sys.Interval)
@@ -28,15 +31,23 @@ func (c *Config) Validate() error {
 }
 
 func (c *Config) validateNode(v *checker) {
-	name := c.Node.Name
+	v.name("node.name", c.Node.Name)
+}
+
+// name checks a node or bridge name: 1 to 64 characters of A-Z a-z 0-9 . _ -
+// and reports whether it holds.
+func (v *checker) name(key, name string) bool {
 	switch {
 	case name == "":
-		v.add("node.name", "must not be empty")
+		v.add(key, "must not be empty")
 	case len(name) > 64:
-		v.add("node.name", "must be at most 64 characters, got %d", len(name))
+		v.add(key, "must be at most 64 characters, got %d", len(name))
 	case strings.IndexFunc(name, func(r rune) bool { return !isNameRune(r) }) >= 0:
-		v.add("node.name", "may hold only letters, digits, '.', '_' and '-', got %q", name)
+		v.add(key, "may hold only letters, digits, '.', '_' and '-', got %q", name)
+	default:
+		return true
 	}
+	return false
 }
 
 func isNameRune(r rune) bool {
@@ -252,6 +263,152 @@ func (c *Config) validateMQTT(v *checker) {
 	}
 }
 
+// Bounds of [[bridge]] values beyond the obvious ones.
+const (
+	maxBridgeConnectTimeout = Duration(5 * time.Minute)
+	maxBridgeBackoff        = Duration(time.Hour)
+	minBridgeOutboxBytes    = Size(1 << 10)
+	maxBridgeKeepAlive      = Duration(65535 * time.Second)
+)
+
+func (c *Config) validateBridges(v *checker) {
+	names := map[string]int{}
+	type session struct{ scheme, hostport, clientID string }
+	sessions := map[session]int{}
+	for i := range c.Bridges {
+		b := &c.Bridges[i]
+		key := func(field string) string { return fmt.Sprintf("bridge[%d].%s", i, field) }
+
+		if v.name(key("name"), b.Name) {
+			if j, dup := names[b.Name]; dup {
+				v.add(key("name"), "%q is already the name of bridge[%d]", b.Name, j)
+			} else {
+				names[b.Name] = i
+			}
+		}
+
+		scheme, hostport, err := splitBridgeURL(b.URL)
+		if err != nil {
+			v.add(key("url"), "%v", err)
+		}
+		if b.ProtoVer != 4 && b.ProtoVer != 5 {
+			v.add(key("proto_ver"), "must be 4 (MQTT 3.1.1) or 5, got %d", b.ProtoVer)
+		}
+		switch {
+		case b.ClientID == "":
+			v.add(key("client_id"), "must not be empty")
+		case len(b.ClientID) > 65535:
+			v.add(key("client_id"), "must be at most 65535 bytes, got %d", len(b.ClientID))
+		case err == nil:
+			s := session{scheme, hostport, b.ClientID}
+			if j, dup := sessions[s]; dup {
+				v.addAt(key("client_id"), []string{key("url")},
+					"%q is also the client id of bridge[%d] to the same broker (%s://%s): each would take over the other's session",
+					b.ClientID, j, scheme, hostport)
+			} else {
+				sessions[s] = i
+			}
+		}
+		v.wholeSeconds(key("keepalive"), b.KeepAlive, 0, maxBridgeKeepAlive)
+		v.wholeSeconds(key("session_expiry"), b.SessionExpiry, 0, MaxSessionExpiryLimit)
+		v.durationRange(key("connect_timeout"), b.ConnectTimeout, Duration(time.Millisecond), maxBridgeConnectTimeout)
+		minOK := v.durationRange(key("backoff_min"), b.BackoffMin, Duration(time.Millisecond), maxBridgeBackoff)
+		if v.durationRange(key("backoff_max"), b.BackoffMax, Duration(time.Millisecond), maxBridgeBackoff) &&
+			minOK && b.BackoffMax < b.BackoffMin {
+			v.addAt(key("backoff_max"), []string{key("backoff_min")},
+				"must be at least backoff_min (%s), got %s", b.BackoffMin, b.BackoffMax)
+		}
+		v.intRange(key("max_inflight"), b.MaxInflight, 1, 65535)
+		if b.OutboxMaxMessages < 1 {
+			v.add(key("outbox_max_messages"), "must be at least 1, got %d", b.OutboxMaxMessages)
+		}
+		if b.OutboxMaxBytes < minBridgeOutboxBytes {
+			v.add(key("outbox_max_bytes"), "must be at least %d (1KiB), got %d", minBridgeOutboxBytes, b.OutboxMaxBytes)
+		}
+		v.oneOf(key("outbox_drop"), b.OutboxDrop, BridgeDropOldest, BridgeDropNewest)
+
+		validateBridgeTLS(v, b, scheme, err == nil, key)
+
+		if len(b.Topics) == 0 {
+			v.addAt(key("topic"), []string{fmt.Sprintf("bridge[%d]", i)}, "at least one [[bridge.topic]] is required")
+		}
+		for j := range b.Topics {
+			validateBridgeTopic(v, &b.Topics[j], func(field string) string {
+				return fmt.Sprintf("bridge[%d].topic[%d].%s", i, j, field)
+			})
+		}
+	}
+}
+
+func validateBridgeTLS(v *checker, b *Bridge, scheme string, urlOK bool, key func(string) string) {
+	t := &b.TLS
+	if urlOK && scheme == BridgeSchemeTCP {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{
+			{"ca_file", t.CAFile != ""},
+			{"cert_file", t.CertFile != ""},
+			{"key_file", t.KeyFile != ""},
+			{"server_name", t.ServerName != ""},
+			{"insecure_skip_verify", t.InsecureSkipVerify},
+		} {
+			if f.set {
+				v.add(key("tls."+f.name), "is only for %s and %s bridges, not %s", BridgeSchemeTLS, BridgeSchemeQUIC, BridgeSchemeTCP)
+			}
+		}
+		return
+	}
+	if t.CertFile != "" && t.KeyFile == "" {
+		v.addAt(key("tls.key_file"), []string{key("tls.cert_file")}, "is required with tls.cert_file: write both or neither")
+	}
+	if t.KeyFile != "" && t.CertFile == "" {
+		v.addAt(key("tls.cert_file"), []string{key("tls.key_file")}, "is required with tls.key_file: write both or neither")
+	}
+}
+
+func validateBridgeTopic(v *checker, t *BridgeTopic, key func(string) string) {
+	patternOK := false
+	if t.Pattern == "" {
+		v.add(key("pattern"), "is required: a topic filter like \"sensors/#\"")
+	} else if _, _, shared, err := topic.ParseShared([]byte(t.Pattern)); shared {
+		v.add(key("pattern"), "must not be a shared subscription ($share/...), got %q", t.Pattern)
+	} else if err != nil {
+		v.add(key("pattern"), "is not a valid topic filter (%s): %q", filterProblem(err), t.Pattern)
+	} else {
+		patternOK = true
+	}
+	v.oneOf(key("direction"), t.Direction, BridgeOut, BridgeIn, BridgeBoth)
+	v.intRange(key("qos"), t.QoS, 0, 2)
+	for _, p := range []struct{ name, prefix string }{
+		{"local_prefix", t.LocalPrefix}, {"remote_prefix", t.RemotePrefix},
+	} {
+		if p.prefix == "" {
+			continue
+		}
+		if err := topic.ValidName([]byte(p.prefix)); err != nil {
+			v.add(key(p.name), "must be empty or a topic name without wildcards (%s), got %q",
+				strings.TrimPrefix(err.Error(), topic.ErrInvalidName.Error()+": "), p.prefix)
+			continue
+		}
+		if !patternOK {
+			continue
+		}
+		filter := p.prefix + t.Pattern
+		if _, _, shared, err := topic.ParseShared([]byte(filter)); shared {
+			v.add(key(p.name), "must not make a shared subscription ($share/...) of the pattern, got %q", filter)
+		} else if err != nil {
+			v.add(key(p.name), "with the pattern gives an invalid topic filter (%s): %q", filterProblem(err), filter)
+		}
+	}
+}
+
+// filterProblem returns what ValidFilter says is wrong, without its
+// "invalid topic filter: " prefix.
+func filterProblem(err error) string {
+	return strings.TrimPrefix(err.Error(), topic.ErrInvalidFilter.Error()+": ")
+}
+
 // checker collects the problems Validate finds.
 type checker struct{ errs Errors }
 
@@ -285,6 +442,19 @@ func (v *checker) sizeRange(key string, n, lo, hi Size) bool {
 func (v *checker) durationRange(key string, d, lo, hi Duration) bool {
 	if d < lo || d > hi {
 		v.add(key, "must be between %s and %s, got %s", lo, hi, d)
+		return false
+	}
+	return true
+}
+
+// wholeSeconds checks lo <= d <= hi and that d is a whole number of
+// seconds (it goes on the wire in seconds), and reports whether both hold.
+func (v *checker) wholeSeconds(key string, d, lo, hi Duration) bool {
+	if !v.durationRange(key, d, lo, hi) {
+		return false
+	}
+	if d%Duration(time.Second) != 0 {
+		v.add(key, "must be whole seconds, got %s", d)
 		return false
 	}
 	return true
