@@ -127,6 +127,10 @@ type connHandle struct {
 	aliasMax   uint16 // the client's Topic Alias Maximum: aliases the broker may use toward it
 	clientID   string
 	remote     string
+	// bridge: the CONNECT had Mosquitto's bridge bit (a 3.1/3.1.1 bridge):
+	// its subscriptions behave as No Local and Retain As Published, so a
+	// bridge never gets back what it published and retained flags cross.
+	bridge bool
 	// quota counts the client's QoS 1/2 PUBLISHes not yet answered with
 	// PUBACK or PUBCOMP: the connection adds, the session subtracts; more
 	// than our Receive Maximum is DISCONNECT 0x93 [MQTT-3.3.4-7].

@@ -40,7 +40,8 @@ func (s *session) subscribe(ctx actor.Context, p *protocol.Subscribe) {
 		filter := string(f.Filter)
 		_, shared := sharedFilter(f.Filter)
 		existed := s.subs[filter] != nil
-		e := subEntry{session: s.self, qos: q, noLocal: f.NoLocal && v5, rap: f.RetainAsPublished && v5, subID: subID,
+		e := subEntry{session: s.self, qos: q, noLocal: f.NoLocal && v5 || s.conn.bridge,
+			rap: f.RetainAsPublished && v5 || s.conn.bridge, subID: subID,
 			backlog: &s.backlog}
 		if !v5 {
 			e.subID = 0

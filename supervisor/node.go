@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nanoactor/nanoactor/actors"
+	"github.com/nanoactor/nanoactor/bridge"
 	"github.com/nanoactor/nanoactor/config"
 	"github.com/nanoactor/nanoactor/transport"
 )
@@ -22,6 +23,7 @@ type Node struct {
 	broker    *actors.Broker
 	policies  Policies
 	listeners []boundListener
+	bridges   *bridge.Tree
 }
 
 type boundListener struct {
@@ -97,11 +99,40 @@ func Start(cfg *config.Config, log *slog.Logger) (*Node, error) {
 		n.listeners = append(n.listeners, bl)
 		log.Info("listening", "node", cfg.Node.Name, "listener", lc.Name, "protocol", lc.Protocol, "addr", bl.addr.String())
 	}
+	var bridges []*bridge.Bridge
+	for _, bc := range cfg.Bridges {
+		br, err := bridge.New(bridge.Options{Config: bc, Node: cfg.Node.Name, Broker: b,
+			MaxPacketSize: int(cfg.MQTT.MaxPacketSize), Logger: log})
+		if err != nil {
+			for _, bl := range n.listeners {
+				bl.l.Close()
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			b.Shutdown(ctx)
+			return nil, err
+		}
+		bridges = append(bridges, br)
+	}
 	for _, bl := range n.listeners {
 		b.Serve(bl.cfg.Name, bl.l, actors.ServeOptions{MaxConns: bl.cfg.MaxConnections,
 			IdentityMode: bl.cfg.UseIdentityAsUsername, HandshakeTimeout: cfg.MQTT.ConnectTimeout.Std()})
 	}
+	if len(bridges) > 0 {
+		n.bridges = bridge.NewTree(b.ActorSystem(), n.policies.Bridges)
+		for _, br := range bridges {
+			n.bridges.Start(br)
+		}
+	}
 	return n, nil
+}
+
+// Bridges returns the running bridges, in configuration order.
+func (n *Node) Bridges() []*bridge.Bridge {
+	if n.bridges == nil {
+		return nil
+	}
+	return n.bridges.Bridges()
 }
 
 // listen opens one listener. Every protocol yields a byte stream to the
@@ -192,6 +223,13 @@ func (n *Node) Policies() Policies { return n.policies }
 // ctx's error if that takes longer than ctx allows.
 func (n *Node) Shutdown(ctx context.Context) error {
 	start := time.Now()
+	if n.bridges != nil {
+		// Bridges first: they say DISCONNECT to their remotes while the
+		// local broker still runs.
+		if err := n.bridges.Stop(ctx); err != nil {
+			n.log.Warn("bridges did not stop in time", "node", n.cfg.Node.Name, "reason", err.Error())
+		}
+	}
 	err := n.broker.Shutdown(ctx)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		n.log.Warn("shutdown incomplete", "node", n.cfg.Node.Name, "reason", err.Error())

@@ -92,7 +92,7 @@ func directiveName(d actor.Directive) string {
 
 // Policies are the strategies of the broker's actor tree.
 type Policies struct {
-	Pipes, Sessions, Topics *Strategy
+	Pipes, Sessions, Topics, Bridges *Strategy
 }
 
 // Default returns the tree's policies:
@@ -102,6 +102,9 @@ type Policies struct {
 //     store to reload from yet), at most 10 times in 10 s, then stops.
 //   - topics: the topic actor resumes; its index and retained messages are
 //     kept outside the actor instance.
+//   - bridges: a failed bridge actor restarts (its links are closed and
+//     dialled again; the outbox and QoS 2 state are kept outside the actor
+//     instance), at most 10 times a minute, then stops.
 func Default(node string, log *slog.Logger, describePipe Describer) Policies {
 	return Policies{
 		Pipes: &Strategy{Tree: "pipes", Node: node, Log: log, Describe: describePipe,
@@ -110,5 +113,7 @@ func Default(node string, log *slog.Logger, describePipe Describer) Policies {
 			Decide: func(any) actor.Directive { return actor.ResumeDirective }},
 		Topics: &Strategy{Tree: "topics", Node: node, Log: log, MaxRestarts: 10, Within: 10 * time.Second,
 			Decide: func(any) actor.Directive { return actor.ResumeDirective }},
+		Bridges: &Strategy{Tree: "bridges", Node: node, Log: log, MaxRestarts: 10, Within: time.Minute,
+			Decide: func(any) actor.Directive { return actor.RestartDirective }},
 	}
 }
