@@ -777,9 +777,11 @@ func (b *Bridge) remoteUp(m *remoteUp) {
 			b.sendEntry(e, true)
 		}
 	}
-	if !present || v5 {
-		b.subscribeRemote(l, v5)
-	}
+	// Subscribe on every connection, as Mosquitto does: the rules may
+	// have changed since the session was made. v5 Retain Handling 1 keeps
+	// a reconnect from sending the retained messages again; 3.1.1 cannot
+	// ask that.
+	b.subscribeRemote(l, v5)
 	b.boxChanged()
 	b.pump()
 }
