@@ -264,7 +264,12 @@ type (
 	retryDial  struct{ local bool }
 	pumpAgain  struct{}
 	stopBridge struct{ done chan struct{} }
+	panicNow   struct{}
 )
+
+// InjectPanic makes the bridge actor panic on its next message: the test
+// seam for the supervisor's restart of a failed bridge.
+func (b *Bridge) InjectPanic() { b.send(&panicNow{}) }
 
 func (b *Bridge) send(msg any) {
 	if pid := b.pid.Load(); pid != nil {
@@ -323,6 +328,8 @@ func (b *Bridge) receive(ctx actor.Context) {
 		b.pump()
 	case *tick:
 		b.onTick()
+	case *panicNow:
+		panic("bridge: injected panic")
 	case *stopBridge:
 		b.stopping.Store(true)
 		b.disconnect()
@@ -615,7 +622,7 @@ func (b *Bridge) connectPacket(clean bool) *protocol.Connect {
 	c := b.cfg
 	cp := &protocol.Connect{Level: protocol.Version(c.ProtoVer), CleanStart: clean,
 		ClientID: []byte(c.ClientID), KeepAlive: uint16(c.KeepAlive.Std() / time.Second)}
-	if cp.Level < protocol.Version5 {
+	if cp.Level < protocol.Version5 && c.TryPrivate {
 		// Mosquitto's try_private: tells the remote this is a bridge, so it
 		// does not send back what the bridge published and keeps RETAIN.
 		cp.Bridge = true

@@ -24,6 +24,12 @@ type Bridge struct {
 	URL string `toml:"url"`
 	// ProtoVer is the MQTT version spoken to the remote: 4 (3.1.1) or 5.
 	ProtoVer int `toml:"proto_ver"`
+	// TryPrivate (proto_ver = 4 only) sets Mosquitto's bridge bit in
+	// CONNECT (Mosquitto's try_private): the remote then knows the client
+	// is a bridge, does not send back what the bridge published, and keeps
+	// RETAIN on what it forwards. Set it false for a remote that refuses
+	// the bit. v5 needs no bit: the bridge subscribes with No Local.
+	TryPrivate bool `toml:"try_private"`
 	// ClientID is the client identifier used at the remote, 1 to 65535
 	// bytes. Default: node name + "-bridge-" + bridge name. Two bridges to
 	// the same endpoint may not share one.
@@ -145,6 +151,7 @@ const (
 	DefaultBridgeProtoVer          = 4
 	DefaultBridgeKeepAlive         = Duration(60e9)
 	DefaultBridgeCleanStart        = false
+	DefaultBridgeTryPrivate        = true
 	DefaultBridgeSessionExpiry     = Duration(3600e9)
 	DefaultBridgeConnectTimeout    = Duration(10e9)
 	DefaultBridgeBackoffMin        = Duration(500e6)

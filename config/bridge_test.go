@@ -29,6 +29,7 @@ func wantBridge(node, name, url string, topics ...BridgeTopic) Bridge {
 		ClientID:          node + "-bridge-" + name,
 		KeepAlive:         DefaultBridgeKeepAlive,
 		CleanStart:        DefaultBridgeCleanStart,
+		TryPrivate:        DefaultBridgeTryPrivate,
 		SessionExpiry:     DefaultBridgeSessionExpiry,
 		ConnectTimeout:    DefaultBridgeConnectTimeout,
 		BackoffMin:        DefaultBridgeBackoffMin,

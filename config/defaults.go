@@ -199,6 +199,9 @@ func (c *Config) applyBridgeDefaults(ix *index) {
 		if absent("proto_ver") {
 			b.ProtoVer = DefaultBridgeProtoVer
 		}
+		if absent("try_private") {
+			b.TryPrivate = DefaultBridgeTryPrivate
+		}
 		if absent("client_id") {
 			b.ClientID = c.Node.Name + "-bridge-" + b.Name
 		}

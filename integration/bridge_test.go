@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -305,4 +306,171 @@ func TestBridgeLinkCuts(t *testing.T) {
 	if st.Dropped != 0 {
 		t.Errorf("bridge dropped: %+v", st)
 	}
+}
+
+// TestBridgeRemoteLimits: the bridge honours the remote's Receive Maximum
+// (the remote closes a client that exceeds it, 0x93), Maximum Packet Size
+// (a message too large for the remote is dropped and counted, the link
+// stays up) and Topic Alias Maximum (aliases are used, and resolve to the
+// right topics at the remote).
+func TestBridgeRemoteLimits(t *testing.T) {
+	remote := startBroker(t, "[mqtt]\nreceive_maximum = 4\nmax_packet_size = \"2KiB\"\nconnect_packet_max = \"1KiB\"\ntopic_alias_maximum = 3\n")
+	sub, _, local := bridgeStream(t, remote, "mqtt-tcp://"+remote.addr, "", 3000, 3000)
+	_ = sub
+	br := local.node.Bridges()[0]
+	if st := br.Status(); st.Reconnects != 0 || st.Dropped != 0 {
+		t.Fatalf("the remote closed the bridge or it dropped: %+v", st)
+	}
+	if n := remote.logs.Count("edge-cloud", "disconnected"); n != 0 {
+		t.Fatalf("remote logged %d disconnections of the bridge", n)
+	}
+
+	// Too large for the remote: dropped, counted; the next one still goes.
+	local2 := startBroker(t, bridgeTOMLID("big", "edge-big", "mqtt-tcp://"+remote.addr, 5, "",
+		"pattern = \"big/#\"\ndirection = \"out\"\nqos = 1\nremote_prefix = \"x/\""))
+	waitBridge(t, local2)
+	rc := v5Simple(t, remote, "rc-big")
+	rc.sub(paho.SubscribeOptions{Topic: "x/#", QoS: 1})
+	lp := v5Simple(t, local2, "lp-big")
+	lp.pub(&paho.Publish{Topic: "big/a", QoS: 1, Payload: make([]byte, 4096)})
+	for i := range 6 { // more topics than the 3 aliases
+		lp.pub(&paho.Publish{Topic: fmt.Sprintf("big/t%d", i%5), QoS: 1, Payload: []byte{byte(i)}})
+	}
+	for i := range 6 {
+		p := rc.next()
+		if want := fmt.Sprintf("x/big/t%d", i%5); p.Topic != want || len(p.Payload) != 1 || p.Payload[0] != byte(i) {
+			t.Fatalf("message %d: got %s %v, want %s", i, p.Topic, p.Payload, want)
+		}
+	}
+	st := local2.node.Bridges()[0].Status()
+	if st.Dropped != 1 || st.Reconnects != 0 || !st.Connected {
+		t.Fatalf("status %+v: want the large message dropped and the link kept", st)
+	}
+	if local2.logs.Count("bridge dropped messages", "Maximum Packet Size") != 1 {
+		t.Fatalf("no drop line for the large message")
+	}
+}
+
+// freezeProxy forwards TCP until frozen; frozen, it keeps the connections
+// open and forwards nothing (a link that died without a FIN).
+type freezeProxy struct {
+	l      net.Listener
+	frozen atomic.Bool
+}
+
+func startFreezeProxy(t *testing.T, target string) *freezeProxy {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &freezeProxy{l: l}
+	pump := func(dst, src net.Conn) {
+		defer dst.Close()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			for p.frozen.Load() {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if n > 0 {
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			if p.frozen.Load() {
+				c.Close()
+				continue
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			t.Cleanup(func() { c.Close(); u.Close() })
+			go pump(u, c)
+			go pump(c, u)
+		}
+	}()
+	t.Cleanup(func() { l.Close() })
+	return p
+}
+
+// TestBridgeKeepaliveDeadLink: a link that goes silent without closing is
+// detected by keepalive within 1.5 × keepalive, and the bridge reconnects
+// when the path is back.
+func TestBridgeKeepaliveDeadLink(t *testing.T) {
+	remote := startBroker(t, "")
+	proxy := startFreezeProxy(t, remote.addr)
+	local := startBroker(t, strings.Replace(bridgeTOML("cloud", "mqtt-tcp://"+proxy.l.Addr().String(), 5, "",
+		"pattern = \"a/#\"\ndirection = \"out\"\nqos = 1"), "keepalive = \"10s\"", "keepalive = \"2s\"", 1))
+	waitBridge(t, local)
+	br := local.node.Bridges()[0]
+	proxy.frozen.Store(true)
+	frozeAt := time.Now()
+	eventually(t, 10*time.Second, "the dead link detected", func() bool { return !br.Status().Connected })
+	took := time.Since(frozeAt)
+	if local.logs.Count("bridge disconnected", "1.5 × keepalive") != 1 {
+		t.Fatalf("no keepalive disconnection line")
+	}
+	// Detection is due by 1.5 × 2 s after the last packet received; the
+	// last one came at most 2 s / 2 (a ping period) before the freeze.
+	if took > 3*time.Second+500*time.Millisecond {
+		t.Errorf("dead link detected after %v, more than 1.5 × keepalive", took)
+	}
+	proxy.frozen.Store(false)
+	eventually(t, 10*time.Second, "the bridge back", func() bool { return br.Status().Connected })
+}
+
+// TestBridgeRestartKeepsOutbox: a bridge actor that fails is restarted by
+// the bridges supervisor with one log line, and its outbox survives: what
+// was waiting for the remote arrives, in order, once the remote is up.
+func TestBridgeRestartKeepsOutbox(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nobody listens there yet
+	local := startBroker(t, bridgeTOML("cloud", "mqtt-tcp://"+addr, 5, "",
+		"pattern = \"a/#\"\ndirection = \"out\"\nqos = 1\nremote_prefix = \"r/\""))
+	br := local.node.Bridges()[0]
+	lp := v5Simple(t, local, "lp")
+	time.Sleep(200 * time.Millisecond) // the local subscription
+	for i := range 50 {
+		lp.pub(&paho.Publish{Topic: "a/x", QoS: 1, Payload: []byte(fmt.Sprint(i))})
+	}
+	eventually(t, 5*time.Second, "50 in the outbox", func() bool { return br.Status().Outbox == 50 })
+	br.InjectPanic()
+	eventually(t, 5*time.Second, "the supervision line", func() bool {
+		return local.logs.Count(`"tree":"bridges"`, `"directive":"restart"`) == 1
+	})
+	if got := br.Status().Outbox; got != 50 {
+		t.Fatalf("outbox after restart: %d", got)
+	}
+	remote := startBroker(t, fmt.Sprintf("[[listener]]\nname = \"r\"\nprotocol = \"tcp\"\nbind = %q\n", addr))
+	rc := v5Simple(t, remote, "rc")
+	rc.sub(paho.SubscribeOptions{Topic: "r/#", QoS: 1})
+	// The bridge's subscription-less session at the remote did not exist
+	// while the remote was down, so the subscriber is in place before the
+	// bridge connects only if it connects after; wait for both.
+	eventually(t, 10*time.Second, "bridge connected", func() bool { return br.Status().Connected })
+	for i := range 50 {
+		p := rc.next()
+		if string(p.Payload) != fmt.Sprint(i) || p.Topic != "r/a/x" {
+			t.Fatalf("message %d: %s %q", i, p.Topic, p.Payload)
+		}
+	}
+	rc.none(200 * time.Millisecond)
 }
