@@ -138,7 +138,16 @@ type ServeOptions struct {
 	// HandshakeTimeout bounds a TLS / QUIC handshake; 0 means the
 	// listener's own deadline.
 	HandshakeTimeout time.Duration
+	// Internal marks an in-process listener (a bridge's link to its own
+	// broker): only its clients may use the reserved client identifiers
+	// that begin with ReservedClientIDPrefix.
+	Internal bool
 }
+
+// ReservedClientIDPrefix begins the client identifiers of the broker's own
+// in-process clients (bridges). A client on a network listener asking for
+// one is refused (0x85), so nobody can take over a bridge's session.
+const ReservedClientIDPrefix = "$bridge/"
 
 // Serve accepts connections from l until l closes or Shutdown; it returns
 // at once, serving in the background. Every transport feeds the same

@@ -38,6 +38,7 @@ type conn struct {
 	b        *Broker
 	nc       net.Conn
 	listener string
+	internal bool // ServeOptions.Internal
 	id       uint64
 	remote   string
 	out      *transport.Outbound
@@ -81,7 +82,7 @@ func (b *Broker) serveConn(nc net.Conn, listener string, so ServeOptions) {
 		return
 	}
 	c := &conn{b: b, nc: nc, listener: listener, id: b.pipeSeq.Add(1), remote: nc.RemoteAddr().String(),
-		faults: b.faults(), identity: so.IdentityMode}
+		faults: b.faults(), identity: so.IdentityMode, internal: so.Internal}
 	c.log = b.log.With("listener", listener, "remote", c.remote, "pipe", c.id)
 	c.out = transport.NewOutbound(nc, transport.Options{
 		MaxPending:   b.opt.MaxOutboundBytes,

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -74,6 +75,13 @@ func (c *conn) connect(ctx actor.Context, cp *protocol.Connect) {
 		}
 		id = "auto-" + randomID() // [MQTT-3.1.3-6] [MQTT-3.1.3-7]
 		assigned = true
+	}
+	if !c.internal && strings.HasPrefix(id, ReservedClientIDPrefix) {
+		// A refused client identifier: 0x85, or 3.1.1 return code 0x02,
+		// then close (v5 [MQTT-3.1.3-8], 3.1.1 [MQTT-3.1.3-9]). These are
+		// the sessions of this broker's bridges.
+		c.refuse(ctx, protocol.ReasonClientIdentifierNotValid, fmt.Errorf("client id %q is reserved for bridges", id))
+		return
 	}
 	if len(id) > o.MaxClientIDLen {
 		c.refuse(ctx, protocol.ReasonClientIdentifierNotValid, fmt.Errorf("client id of %d bytes", len(id)))

@@ -346,7 +346,7 @@ func (b *Bridge) started() {
 
 // ---- the local link -------------------------------------------------------
 
-func (b *Bridge) localClientID() string { return "$bridge/" + b.cfg.Name }
+func (b *Bridge) localClientID() string { return actors.ReservedClientIDPrefix + b.cfg.Name }
 
 func (b *Bridge) dialLocal() {
 	if b.local != nil || b.ldialing || b.stopping.Load() {

@@ -46,7 +46,7 @@ func NewTree(sys *actor.ActorSystem, strategy actor.SupervisorStrategy) *Tree {
 func (t *Tree) Start(b *Bridge) {
 	b.sys = t.sys
 	b.pl = newPipeListener(b.cfg.Name)
-	b.broker.Serve("bridge:"+b.cfg.Name, b.pl, actors.ServeOptions{})
+	b.broker.Serve("bridge:"+b.cfg.Name, b.pl, actors.ServeOptions{Internal: true})
 	props := actor.PropsFromProducer(func() actor.Actor { return &bridgeActor{b: b} })
 	reply := make(chan *actor.PID, 1)
 	t.sys.Root.Send(t.parent, &spawnBridge{props: props, name: b.cfg.Name, reply: reply})

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/nanoactor/nanoactor/protocol"
 )
 
 // bridgeTOML is a [[bridge]] block to url with the given topic rules
@@ -473,4 +475,26 @@ func TestBridgeRestartKeepsOutbox(t *testing.T) {
 		}
 	}
 	rc.none(200 * time.Millisecond)
+}
+
+// TestBridgeReservedClientID: a network client cannot take the bridge's
+// session in its own broker.
+func TestBridgeReservedClientID(t *testing.T) {
+	remote := startBroker(t, "")
+	local := startBroker(t, bridgeTOML("cloud", "mqtt-tcp://"+remote.addr, 5, "",
+		"pattern = \"a/#\"\ndirection = \"out\"\nqos = 1"))
+	waitBridge(t, local)
+	for _, level := range []protocol.Version{protocol.Version311, protocol.Version5} {
+		c := rawDial(t, local, level)
+		c.send(&protocol.Connect{Level: level, CleanStart: true, ClientID: []byte("$bridge/cloud"), KeepAlive: 30})
+		in := c.next(rawWait)
+		ack, ok := in.p.(*protocol.Connack)
+		// 0x85 in v5; 3.1.1 return code 0x02 (Identifier rejected).
+		if !ok || ack.Reason != protocol.ReasonClientIdentifierNotValid || level < protocol.Version5 && in.body[1] != 0x02 {
+			t.Fatalf("level %d: got %v (body % x)", level, in.p, in.body)
+		}
+	}
+	if st := local.node.Bridges()[0].Status(); !st.Connected || st.Reconnects != 0 {
+		t.Fatalf("bridge disturbed: %+v", st)
+	}
 }
