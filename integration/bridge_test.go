@@ -286,27 +286,50 @@ func (p *cutProxy) cut() {
 	}
 }
 
-// TestBridgeLinkCuts sends the QoS 2 stream through a link that is reset
-// every 1.5 s: still exactly once and in order, and each pause lasts only
-// as long as the reconnection.
+// TestBridgeLinkCuts sends a QoS 2 stream through a link that is reset
+// every 1.5 s, out with v5 and 3.1.1 and in with v5: still exactly once
+// and in order, and each pause lasts only as long as the reconnection.
 func TestBridgeLinkCuts(t *testing.T) {
-	remote := startBroker(t, "")
-	proxy := startCutProxy(t, remote.addr, 1500*time.Millisecond)
-	sub, pub, local := bridgeStream(t, remote, "mqtt-tcp://"+proxy.l.Addr().String(), "", 8000, 1000)
-	st := local.node.Bridges()[0].Status()
-	t.Logf("cuts %d; far side: longest gap %v, reconnects %d; publisher: longest pause %v; bridge %+v",
-		proxy.cuts.Load(), sub.maxGap, sub.reconns.Load(), pub.maxPause, st)
-	if proxy.cuts.Load() < 3 || st.Reconnects < 3 {
-		t.Fatalf("only %d cuts, %d reconnects: the test did not exercise link flaps", proxy.cuts.Load(), st.Reconnects)
-	}
-	// backoff_min is 100ms (±25%), the reconnection a TCP handshake and
-	// CONNACK on loopback: a pause of 1 s means the bridge waited for
-	// something else.
-	if sub.maxGap > time.Second {
-		t.Errorf("far side paused %v", sub.maxGap)
-	}
-	if st.Dropped != 0 {
-		t.Errorf("bridge dropped: %+v", st)
+	for _, tc := range []struct {
+		dir string
+		ver int
+	}{{"out", 5}, {"out", 4}, {"in", 5}, {"in", 4}} {
+		t.Run(fmt.Sprintf("%s/v%d", tc.dir, tc.ver), func(t *testing.T) {
+			remote := startBroker(t, "")
+			proxy := startCutProxy(t, remote.addr, 1500*time.Millisecond)
+			local := startBroker(t, bridgeTOML("cloud", "mqtt-tcp://"+proxy.l.Addr().String(), tc.ver, "",
+				fmt.Sprintf("pattern = \"stream\"\ndirection = %q\nqos = 2\nremote_prefix = \"edge-1/\"", tc.dir)))
+			waitBridge(t, local)
+			const n = 6000
+			var sub *streamSub
+			var pub *streamPub
+			if tc.dir == "out" {
+				sub = startStreamSub(t, tcpDial(remote.addr), "far-sub", "edge-1/stream")
+				pub = runStreamPub(t, tcpDial(local.addr), "near-pub", "stream", n, 1000)
+			} else {
+				sub = startStreamSub(t, tcpDial(local.addr), "near-sub", "stream")
+				pub = runStreamPub(t, tcpDial(remote.addr), "far-pub", "edge-1/stream", n, 1000)
+			}
+			eventually(t, 30*time.Second, "every message across", func() bool { return sub.count() >= n })
+			time.Sleep(200 * time.Millisecond) // a duplicate would arrive now
+			sub.close()
+			sub.check(t, n)
+			st := local.node.Bridges()[0].Status()
+			t.Logf("cuts %d; receiver: longest gap %v; publisher: longest pause %v; bridge %+v",
+				proxy.cuts.Load(), sub.maxGap, pub.maxPause, st)
+			if proxy.cuts.Load() < 3 || st.Reconnects < 3 {
+				t.Fatalf("only %d cuts, %d reconnects: the test did not exercise link flaps", proxy.cuts.Load(), st.Reconnects)
+			}
+			// backoff_min is 100ms (±25%), the reconnection a TCP handshake
+			// and CONNACK on loopback: a pause of 1 s means the bridge waited
+			// for something else.
+			if sub.maxGap > time.Second {
+				t.Errorf("receiver paused %v", sub.maxGap)
+			}
+			if st.Dropped != 0 {
+				t.Errorf("bridge dropped: %+v", st)
+			}
+		})
 	}
 }
 
