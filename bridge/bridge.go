@@ -44,6 +44,9 @@ const (
 	dropLogEvery = 10 * time.Second
 	// pumpRetry is how soon a pump stopped by a full writer tries again.
 	pumpRetry = 5 * time.Millisecond
+	// maxWindow caps the messages in flight on a link below the 65535
+	// packet identifiers, so some are always free for SUBSCRIBE.
+	maxWindow = 65000
 )
 
 // Options configure a Bridge.
@@ -390,9 +393,9 @@ func (b *Bridge) localUp(m *localUp) {
 	}
 	l := b.newLink(m.nc, protocol.Version5)
 	b.local = l
-	b.localWindow = 65535
+	b.localWindow = maxWindow
 	if m.ack.Props.Has(protocol.PropReceiveMaximum) {
-		b.localWindow = int(m.ack.Props.ReceiveMaximum)
+		b.localWindow = min(maxWindow, int(m.ack.Props.ReceiveMaximum))
 	}
 	go b.readLoop(l, m.r, 0)
 	resumed := b.localResume && m.ack.SessionPresent
@@ -520,7 +523,7 @@ func (b *Bridge) outgoing(p *protocol.Publish) error {
 			arrived: time.Now(),
 			props:   forwardProps(&p.Props),
 		}
-		e.size = int64(len(e.topic)+len(e.payload)) + 64
+		e.size = int64(len(e.topic)+len(e.payload)+e.props.Len(protocol.TypePublish)) + 64
 		if dropped := b.box.push(e); len(dropped) > 0 {
 			b.drop(len(dropped), "outbox full (outbox_drop = "+b.cfg.OutboxDrop+")")
 		}
@@ -731,7 +734,7 @@ func (b *Bridge) remoteUp(m *remoteUp) {
 	b.backoff = b.cfg.BackoffMin.Std() // a link that came up resets the backoff
 
 	v5 := m.v == protocol.Version5
-	b.window = b.cfg.MaxInflight
+	b.window = min(b.cfg.MaxInflight, maxWindow)
 	b.remoteMax, b.maxQoS, b.retainOK, b.aliasMax = 0, 2, true, 0
 	b.keepAlive = b.cfg.KeepAlive.Std()
 	if v5 {

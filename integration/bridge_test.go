@@ -60,6 +60,10 @@ func TestBridgeSmoke(t *testing.T) {
 		t.Fatalf("local got %s %q", p.Topic, p.Payload)
 	}
 	t.Logf("status %+v", local.node.Bridges()[0].Status())
+	// The status line comes at the first tick, then every minute.
+	eventually(t, 3*time.Second, "a bridge status line", func() bool {
+		return local.logs.Count(`"msg":"bridge status"`, `"bridge":"cloud"`, `"connected":true`) >= 1
+	})
 }
 
 // bridgeRemote starts a remote nanoactor with tcp, tls and quic listeners
