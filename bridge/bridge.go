@@ -143,6 +143,7 @@ type Bridge struct {
 	remote      *link
 	rdialing    bool
 	everUp      bool
+	swept       bool // the remote session's QoS 2 receive state is known to be ours
 	backoff     time.Duration
 	epoch       uint64                // remote session generation
 	inflight    map[uint16]*entry     // to the remote, by packet id
@@ -777,6 +778,11 @@ func (b *Bridge) remoteUp(m *remoteUp) {
 		"outbox", b.box.count, "window", b.window)...)
 	go b.readLoop(l, m.r, b.keepAlive)
 
+	if present && !b.swept {
+		b.sweep(l)
+	}
+	b.swept = true
+
 	// Resend what the remote has not acknowledged, in order, at once
 	// [MQTT-4.4.0-1]: PUBLISH with DUP, or PUBREL after a PUBREC.
 	for _, e := range resend {
@@ -794,6 +800,24 @@ func (b *Bridge) remoteUp(m *remoteUp) {
 	b.subscribeRemote(l, v5)
 	b.boxChanged()
 	b.pump()
+}
+
+// sweep releases every packet identifier at the remote. It runs on the
+// first connection after this broker started when the remote still has the
+// bridge's session: that session may hold QoS 2 receive state from before
+// the restart (a PUBREC sent, the PUBREL never received), and the remote
+// would take a new QoS 2 message with such an identifier for a resend and
+// not deliver it. A PUBREL for every identifier completes those exchanges
+// (a PUBREL for an unknown one is answered with PUBCOMP, in v5 with 0x92);
+// the PUBRELs go before any PUBLISH, and the PUBCOMPs that come back match
+// nothing in flight, so they are ignored. About 256 KiB, once.
+func (b *Bridge) sweep(l *link) {
+	buf := make([]byte, 0, 4*65535)
+	for id := 1; id <= 65535; id++ {
+		buf, _ = (&protocol.Ack{Kind: protocol.TypePubrel, PacketID: uint16(id)}).Append(buf, l.v)
+	}
+	b.enqueue(l, buf)
+	b.log.Info("bridge: released the remote session's QoS 2 identifiers left from before this start", b.attrs()...)
 }
 
 func (b *Bridge) subscribeRemote(l *link, v5 bool) {

@@ -525,3 +525,40 @@ func TestBridgeReservedClientID(t *testing.T) {
 		t.Fatalf("bridge disturbed: %+v", st)
 	}
 }
+
+// TestBridgeStaleQoS2State: the remote still holds the bridge's session
+// from before this broker started, with a QoS 2 exchange half done (PUBREC
+// sent, no PUBREL) on packet identifier 1. The bridge's first QoS 2
+// message after the start uses identifier 1 too, and must still be
+// delivered, not taken for a resend.
+func TestBridgeStaleQoS2State(t *testing.T) {
+	remote := startBroker(t, "")
+	for _, ver := range []protocol.Version{protocol.Version5, protocol.Version311} {
+		id := fmt.Sprintf("edge-stale-%d", ver)
+		c := rawDial(t, remote, ver)
+		cp := &protocol.Connect{Level: ver, ClientID: []byte(id), KeepAlive: 30}
+		if ver == protocol.Version5 {
+			cp.Props.SessionExpiry = 3600
+			cp.Props.Set(protocol.PropSessionExpiry)
+		}
+		c.send(cp)
+		c.expectConnack(protocol.ReasonSuccess)
+		c.send(&protocol.Publish{Topic: []byte("old/x"), Payload: []byte("old"), QoS: 2, PacketID: 1})
+		c.nextAck(protocol.TypePubrec, 1)
+		c.nc.Close()
+
+		rc := v5Simple(t, remote, fmt.Sprintf("rc-stale-%d", ver))
+		rc.sub(paho.SubscribeOptions{Topic: "r/#", QoS: 2})
+		local := startBroker(t, bridgeTOMLID("cloud", id, "mqtt-tcp://"+remote.addr, int(ver), "",
+			"pattern = \"a/#\"\ndirection = \"out\"\nqos = 2\nremote_prefix = \"r/\""))
+		waitBridge(t, local)
+		lp := v5Simple(t, local, "lp")
+		lp.pub(&paho.Publish{Topic: "a/new", QoS: 2, Payload: []byte("new")})
+		if p := rc.next(); p.Topic != "r/a/new" || string(p.Payload) != "new" {
+			t.Fatalf("v%d: got %s %q", ver, p.Topic, p.Payload)
+		}
+		if local.logs.Count("released the remote session's QoS 2 identifiers") != 1 {
+			t.Fatalf("v%d: no sweep line", ver)
+		}
+	}
+}
