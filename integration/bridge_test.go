@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -559,6 +560,48 @@ func TestBridgeStaleQoS2State(t *testing.T) {
 		}
 		if local.logs.Count("released the remote session's QoS 2 identifiers") != 1 {
 			t.Fatalf("v%d: no sweep line", ver)
+		}
+	}
+}
+
+// TestBridgeMosquittoRestart: the bridge restarts (a new broker process, as
+// far as the remote can tell) while Debian's mosquitto keeps its session:
+// the first connection finds the session present, releases the stale QoS 2
+// identifiers, and QoS 2 messages go through, exactly once, with v5 and
+// 3.1.1.
+func TestBridgeMosquittoRestart(t *testing.T) {
+	mosq, mlog := bmStartMosquitto(t)
+	for _, ver := range []int{4, 5} {
+		id := fmt.Sprintf("edge-restart-%d", ver)
+		doc := bridgeTOMLID("cloud", id, "mqtt-tcp://"+mosq, ver, "",
+			"pattern = \"a/#\"\ndirection = \"out\"\nqos = 2\nremote_prefix = \""+id+"/\"")
+		// The first run: connect, so that mosquitto has the session.
+		first := startBroker(t, doc)
+		waitBridge(t, first)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := first.node.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		first.node = nil
+
+		rc := bmConnect(t, mosq, 5, "rc-"+id)
+		rc.sub(id+"/#", 2)
+		second := startBroker(t, doc)
+		waitBridge(t, second)
+		lp := v5Simple(t, second, "lp")
+		for i := range 20 {
+			lp.pub(&paho.Publish{Topic: "a/x", QoS: 2, Payload: []byte(fmt.Sprint(i))})
+		}
+		for i := range 20 {
+			bmExpect(t, rc, "after the restart", id+"/a/x", fmt.Sprint(i), 2)
+		}
+		bmNone(t, "no duplicate", rc)
+		if second.logs.Count("released the remote session's QoS 2 identifiers") != 1 {
+			t.Fatalf("v%d: no sweep on a present session", ver)
+		}
+		if st := second.node.Bridges()[0].Status(); st.Reconnects != 0 || !st.Connected {
+			t.Fatalf("v%d: mosquitto dropped the bridge after the sweep: %+v\n%s", ver, st, mlog.String())
 		}
 	}
 }

@@ -85,8 +85,11 @@ func startBroker(t *testing.T, extra string) *broker {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := node.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
+		// A test that shut the node down itself set b.node to nil.
+		if b.node != nil {
+			if err := node.Shutdown(ctx); err != nil {
+				t.Errorf("shutdown: %v", err)
+			}
 		}
 		if t.Failed() {
 			t.Logf("broker log:\n%s", logs.String())
