@@ -2,6 +2,7 @@ package topic
 
 import (
 	"bytes"
+	"strings"
 	"errors"
 	"maps"
 	"testing"
@@ -100,6 +101,7 @@ func fuzzIndexOps(t *testing.T, x *Index[int, string], topic string, ops [][]byt
 					}
 				})
 			}
+			checkTree(t, x)
 			if depth == 0 {
 				old = append(old, frozen{x.Snapshot(), maps.Clone(m)})
 			}
@@ -110,6 +112,19 @@ func fuzzIndexOps(t *testing.T, x *Index[int, string], topic string, ops [][]byt
 	old = append(old, frozen{x.Snapshot(), m})
 	for _, o := range old {
 		checkMatch(t, "snapshot", o.snap, o.m, topic)
+	}
+	// Also match topics made from the filters themselves, which run along
+	// the compressed paths and end inside or at their ends.
+	for s := range m {
+		_, inner, _, _ := parseShared(s.filter)
+		for _, t2 := range []string{inner, strings.ReplaceAll(strings.ReplaceAll(inner, "+", "x"), "#", "y/z")} {
+			if ValidName([]byte(t2)) == nil {
+				checkMatch(t, "filter topic", x.Snapshot(), m, t2)
+				if i := strings.LastIndexByte(t2, '/'); i >= 0 {
+					checkMatch(t, "filter topic prefix", x.Snapshot(), m, t2[:i])
+				}
+			}
+		}
 	}
 	for s := range m {
 		x.Unsubscribe(s.filter, s.key)
@@ -215,4 +230,49 @@ func FuzzValidate(f *testing.F) {
 			t.Fatalf("filter %q does not match derived name %q", plain, n)
 		}
 	})
+}
+
+// checkTree checks the shape of the working tree: no empty node, and path
+// compression complete (no node but the root with a single literal child
+// and nothing else) and well formed (ext levels are literal).
+func checkTree(t *testing.T, x *Index[int, string]) {
+	t.Helper()
+	var walk func(n *node[int, string], root bool, path string)
+	walk = func(n *node[int, string], root bool, path string) {
+		if n == nil {
+			return
+		}
+		if n.pruned() == nil {
+			t.Fatalf("%q: empty node", path)
+		}
+		ext := n.extString()
+		if root && ext != "" {
+			t.Fatalf("root has ext %q", ext)
+		}
+		if ext != "" {
+			if ext[0] != '/' {
+				t.Fatalf("%q: ext %q", path, ext)
+			}
+			for _, l := range strings.Split(ext[1:], "/") {
+				if l == "+" || l == "#" {
+					t.Fatalf("%q: wildcard in ext %q", path, ext)
+				}
+			}
+		}
+		if !root && x.compress(n) != n {
+			t.Fatalf("%q: node not compressed: %+v", path, n)
+		}
+		if n.hash != nil && (n.hash.kids.n != 0 || n.hash.plus != nil || n.hash.hash != nil || n.hash.ext != noExt) {
+			t.Fatalf("%q: '#' node with children", path)
+		}
+		n.kids.each(func(k string, c *node[int, string]) {
+			if k == "+" || k == "#" {
+				t.Fatalf("%q: literal child %q", path, k)
+			}
+			walk(c, false, path+"/"+k+c.extString())
+		})
+		walk(n.plus, false, path+"/+")
+		walk(n.hash, false, path+"/#")
+	}
+	walk(x.root, true, "")
 }
