@@ -2,9 +2,9 @@ package topic
 
 import (
 	"bytes"
-	"strings"
 	"errors"
 	"maps"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
