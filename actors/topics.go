@@ -7,7 +7,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/nanoactor/nanoactor/protocol"
-	"github.com/nanoactor/nanoactor/protocol/topic"
 )
 
 // subEntry is one subscription as the index stores it (keyed by client id).
@@ -85,8 +84,7 @@ type retain struct{ msg *Message }
 type topics struct {
 	b         *Broker
 	bySession map[string]map[string]subEntry // client id → filter → entry
-	retained  map[string]*Message            // topic → message
-	bytes     int                            // payload bytes of retained
+	retained  retainedStore                  // topic → message, as a trie of levels
 	refused   int                            // retained messages refused by the limits
 }
 
@@ -95,12 +93,9 @@ type topics struct {
 // new topic is not stored (it is still delivered), counted and logged.
 func (t *topics) retain(m *Message) {
 	key := string(m.Topic)
-	old := t.retained[key]
+	old := t.retained.get(key)
 	if len(m.Payload) == 0 {
-		if old != nil {
-			t.bytes -= len(old.Payload)
-			delete(t.retained, key) // [MQTT-3.3.1-6] [MQTT-3.3.1-7]
-		}
+		t.retained.del(key) // [MQTT-3.3.1-6] [MQTT-3.3.1-7]
 		return
 	}
 	grow := len(m.Payload)
@@ -108,21 +103,20 @@ func (t *topics) retain(m *Message) {
 		grow -= len(old.Payload)
 	}
 	o := &t.b.opt
-	if (old == nil && o.RetainedMax > 0 && len(t.retained) >= o.RetainedMax) ||
-		(o.RetainedMaxBytes > 0 && t.bytes+grow > o.RetainedMaxBytes) {
+	if (old == nil && o.RetainedMax > 0 && t.retained.n >= o.RetainedMax) ||
+		(o.RetainedMaxBytes > 0 && t.retained.bytes+grow > o.RetainedMaxBytes) {
 		if t.refused++; t.refused == 1 || t.refused%1000 == 0 {
 			t.b.log.Warn("retained message not stored", "reason", "retained limit", "topic", key,
-				"retained", len(t.retained), "retained_bytes", t.bytes, "refused_total", t.refused)
+				"retained", t.retained.n, "retained_bytes", t.retained.bytes, "refused_total", t.refused)
 		}
 		return
 	}
-	t.retained[key] = m
-	t.bytes += grow
+	t.retained.set(key, m)
 }
 
 func newTopics(b *Broker) actor.Producer {
 	return func() actor.Actor {
-		return &topics{b: b, bySession: map[string]map[string]subEntry{}, retained: map[string]*Message{}}
+		return &topics{b: b, bySession: map[string]map[string]subEntry{}}
 	}
 }
 
@@ -174,13 +168,11 @@ func (t *topics) subscribe(ctx actor.Context, r *subscribeReq) {
 		if !it.sendRetained || reply.reasons[it.index].IsError() {
 			continue
 		}
-		for name, m := range t.retained {
+		var expired []*Message
+		t.retained.match(it.filter, func(m *Message) {
 			if m.expired(now) {
-				delete(t.retained, name) // expired retained messages go [MQTT-3.3.2-5]
-				continue
-			}
-			if !topic.Match([]byte(it.filter), m.Topic) {
-				continue
+				expired = append(expired, m)
+				return
 			}
 			q := m.QoS
 			if it.entry.qos < q {
@@ -191,6 +183,9 @@ func (t *topics) subscribe(ctx actor.Context, r *subscribeReq) {
 				ids = []int{it.entry.subID}
 			}
 			reply.retained = append(reply.retained, deliver{msg: m, qos: q, subIDs: ids, retain: true})
+		})
+		for _, m := range expired {
+			t.retained.del(string(m.Topic)) // expired retained messages go [MQTT-3.3.2-5]
 		}
 	}
 	ctx.Send(r.session, reply)
