@@ -6,6 +6,10 @@
 # that neither drops (mosquitto: max_queued_messages, max_inflight_messages).
 #
 #   ROUNDS=3 DUR=5 scripts/bench-peers.sh      (just bench-peers)
+#
+# NANOACTOR=path runs a prebuilt binary instead of building this tree (to
+# compare two builds under the same load); ONLY=regex keeps the scenarios
+# whose name matches (ONLY=p99 for the latency row alone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
@@ -18,8 +22,12 @@ if ! command -v mosquitto >/dev/null; then
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null
 fi
 MOSQ=$(command -v mosquitto || echo /usr/sbin/mosquitto)
-go build -o "$work/nanoactor" ./cmd/nanoactor
-NA="$work/nanoactor"
+if [[ -n ${NANOACTOR:-} ]]; then
+	NA=$(realpath "$NANOACTOR")
+else
+	go build -o "$work/nanoactor" ./cmd/nanoactor
+	NA="$work/nanoactor"
+fi
 
 # A throwaway CA and server certificate for the TLS scenario.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=bench-ca \
@@ -113,6 +121,7 @@ todur() { # 1.5ms / 800µs / 1.2s -> microseconds
 printf '%-22s %14s %14s %8s  %s\n' scenario mosquitto nanoactor ratio "lost/dup/ooo (mosq | nano)"
 for sc in "${scenarios[@]}"; do
 	IFS='|' read -r name flags kind <<<"$sc"
+	[[ -z ${ONLY:-} || $name =~ $ONLY ]] || continue
 	ms=() ns=() mq="" nq=""
 	for ((r = 0; r < ROUNDS; r++)); do
 		read -r mr mp ml1 ml2 ml3 <<<"$(run $M $MT "$flags")"
