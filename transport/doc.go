@@ -6,7 +6,9 @@
 //
 // Every byte sent to a client goes through the connection's Outbound: a
 // queue of buffers bounded in bytes, drained by one writer goroutine that the
-// Outbound starts and owns. The contract:
+// Outbound starts and owns. The writer runs only while there is writing to
+// do: it starts with the first buffer queued and exits after a second with
+// nothing to write, so an idle connection costs no goroutine. The contract:
 //
 //   - Enqueue, EnqueueBatch, CloseAfter, Close and CloseWith may be called
 //     from any goroutine and never block on the network or on the writer.
@@ -40,8 +42,9 @@
 // # Goroutines
 //
 // Each goroutine has one owner and one exit path:
-//   - the writer goroutine of an Outbound: owned by the Outbound, exits after
-//     a close (any cause), closing Done;
+//   - the writer goroutine of an Outbound: owned by the Outbound, at most one
+//     at a time; exits idle after idleExit with nothing to write (the next
+//     Enqueue starts another), or after a close (any cause), closing Done;
 //   - the goroutine running Server.Serve: owned by the caller, returns when
 //     its listener is closed;
 //   - one goroutine per accepted connection running Server.Handle: owned by

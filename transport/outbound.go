@@ -37,6 +37,11 @@ const (
 	// does not reallocate.
 	retainBatch = 4096
 	shrinkAfter = 64
+
+	// idleExit is how long a writer goroutine waits for more to write
+	// before it exits; the next Enqueue starts another. A busy connection
+	// keeps its writer (and its batch arrays); an idle one holds neither.
+	idleExit = time.Second
 )
 
 // Options configure an Outbound. The zero value is ready to use.
@@ -68,9 +73,16 @@ type Options struct {
 // with one vectored write (net.Buffers) under a per-batch write deadline. No
 // lock is held during I/O.
 //
+// The writer goroutine runs only while the connection is writing: it is
+// started when a buffer is queued and none runs, and exits once it has had
+// nothing to write for idleExit (1s), so an idle connection holds no
+// goroutine and no batch arrays. At most one writer runs at a time, so
+// writes stay ordered.
+//
 // All methods may be called from any goroutine and none blocks on the
-// network. The writer goroutine exits after Close (or a write failure, or a
-// completed CloseAfter); Done is closed when it has exited.
+// network. After Close (or a write failure, or a completed CloseAfter) a
+// last writer closes the connection and releases what is left; Done is
+// closed when it has exited.
 type Outbound struct {
 	conn     net.Conn
 	max      int64
@@ -80,13 +92,14 @@ type Outbound struct {
 	vectored bool
 	epoch    time.Time // monotonic origin of progress
 
-	wake chan struct{} // capacity 1: "the queue went non-empty"
+	wake chan struct{} // capacity 1: "the queue went non-empty" while a writer runs
 	quit chan struct{} // closed once, by closeWith
-	done chan struct{} // closed by the writer goroutine on exit
+	done chan struct{} // closed by the last writer goroutine on exit
 
-	mu    sync.Mutex
-	state uint8    // stateOpen → stateDraining → stateClosed, under mu
-	queue [][]byte // accepted, not yet taken by the writer, under mu
+	mu      sync.Mutex
+	state   uint8    // stateOpen → stateDraining → stateClosed, under mu
+	queue   [][]byte // accepted, not yet taken by the writer, under mu
+	running bool     // a writer goroutine runs (or is starting), under mu
 
 	cerr atomic.Pointer[CloseError] // first recorded reason; set under mu
 
@@ -101,7 +114,8 @@ type Outbound struct {
 	maxBatch  atomic.Int64 // most buffers in one batch
 	queueFull atomic.Int64 // ErrQueueFull rejections
 
-	// Owned by the writer goroutine.
+	// Owned by the running writer goroutine (one at a time; handed from
+	// one to the next under mu).
 	iovBack   [][]byte    // backing array of iov, at most maxIOV entries
 	iov       net.Buffers // consumed by WriteTo; never appended to directly
 	underused int         // batches in a row using < 1/4 of a big array
@@ -113,11 +127,12 @@ const (
 	stateClosed
 )
 
-// NewOutbound starts the writer goroutine of c and returns its Outbound. The
-// Outbound owns c from now on: only its writer writes to c or closes it. The
-// caller may still read from c and set read deadlines. Once a close is
-// decided, c's deadlines are set in the past, so a blocked Read returns at
-// once (the caller then consults Err), and the writer closes c as it exits.
+// NewOutbound returns the Outbound of c; its writer goroutine starts with
+// the first buffer queued. The Outbound owns c from now on: only its writer
+// writes to c or closes it. The caller may still read from c and set read
+// deadlines. Once a close is decided, c's deadlines are set in the past, so
+// a blocked Read returns at once (the caller then consults Err), and the
+// last writer closes c as it exits.
 func NewOutbound(c net.Conn, opts Options) *Outbound {
 	if c == nil {
 		panic("transport: NewOutbound with nil conn")
@@ -145,7 +160,6 @@ func NewOutbound(c net.Conn, opts Options) *Outbound {
 		// net.Buffers.WriteTo falls back to one Write per buffer elsewhere.
 		o.vectored = true
 	}
-	go o.run()
 	return o
 }
 
@@ -175,8 +189,11 @@ func (o *Outbound) Enqueue(buf []byte) error {
 	}
 	wasEmpty := len(o.queue) == 0
 	o.queue = append(o.queue, buf)
+	start := o.startLocked()
 	o.mu.Unlock()
-	if wasEmpty {
+	if start {
+		go o.run()
+	} else if wasEmpty {
 		o.signal()
 	}
 	return nil
@@ -208,8 +225,11 @@ func (o *Outbound) EnqueueBatch(bufs ...[]byte) error {
 	}
 	wasEmpty := len(o.queue) == 0
 	o.queue = append(o.queue, bufs...)
+	start := o.startLocked()
 	o.mu.Unlock()
-	if wasEmpty {
+	if start {
+		go o.run()
+	} else if wasEmpty {
 		o.signal()
 	}
 	return nil
@@ -240,8 +260,13 @@ func (o *Outbound) CloseAfter(reason CloseReason, cause error, final ...[]byte) 
 		o.add(n)
 		o.queue = append(o.queue, final...)
 	}
+	start := o.startLocked() // a writer must see the drain even with nothing queued
 	o.mu.Unlock()
-	o.signal() // the writer must see the drain even with nothing queued
+	if start {
+		go o.run()
+	} else {
+		o.signal()
+	}
 	return nil
 }
 
@@ -260,8 +285,9 @@ func (o *Outbound) CloseWith(reason CloseReason, cause error) {
 	o.closeWith(reason, cause)
 }
 
-// Done is closed when the writer goroutine has exited: the connection is
-// closed and every accepted buffer was written or released.
+// Done is closed when the last writer goroutine has exited after a close:
+// the connection is closed and every accepted buffer was written or
+// released.
 func (o *Outbound) Done() <-chan struct{} { return o.done }
 
 // Err returns the recorded close reason, or nil while the Outbound is open.
@@ -349,6 +375,16 @@ func (o *Outbound) signal() {
 	}
 }
 
+// startLocked reports whether the caller must start a writer goroutine
+// (none runs) and marks one as running. Called with mu held.
+func (o *Outbound) startLocked() bool {
+	if o.running {
+		return false
+	}
+	o.running = true
+	return true
+}
+
 // failInvalid fails closed on a nil or empty buffer.
 func (o *Outbound) failInvalid() error {
 	o.closeWith(ReasonInvalidBuffer, ErrInvalidBuffer)
@@ -388,70 +424,114 @@ func (o *Outbound) closeWith(reason CloseReason, cause error) {
 	}
 	o.record(reason, cause)
 	o.state = stateClosed
+	start := o.startLocked() // the last writer closes the connection
 	o.mu.Unlock()
 	if err := o.conn.SetDeadline(aLongTimeAgo); err != nil {
 		_ = o.conn.Close() // deadlines unsupported: close to unblock the writer
 	}
 	close(o.quit)
+	if start {
+		go o.run()
+	}
 }
 
-// closeConn closes the connection from the exiting writer goroutine.
+// closeConn closes the connection from the last writer goroutine.
 func (o *Outbound) closeConn() {
 	defer func() { _ = recover() }() // a broken Close must not crash the process
 	_ = o.conn.Close()
 }
 
-// run is the writer goroutine. Owner: the Outbound. Exit: quit closed, a
-// write failure, a completed drain, or a recovered panic; on every exit the
-// reason is recorded, the connection is closed, remaining buffers are
-// released, and then done is closed.
+// run is a writer goroutine, started by startLocked's caller. Owner: the
+// Outbound; one runs at a time. Exit: nothing to write for idleExit while
+// open (an idle exit: the next Enqueue starts another), or the end of the
+// connection (quit closed, a write failure, a completed drain, or a
+// recovered panic). On the end the reason is recorded, the connection is
+// closed, remaining buffers are released, and then done is closed; no
+// writer starts after that one.
 func (o *Outbound) run() {
 	var batch [][]byte // the buffers being written; released entries are nil
-	defer close(o.done)
+	var idleTimer *time.Timer
+	idle := false
 	defer func() {
+		if idle {
+			return
+		}
 		if r := recover(); r != nil {
 			o.closeWith(ReasonPanic, &PanicError{Value: r, Stack: debug.Stack()})
 		}
 		o.closeConn()
 		o.discard(batch)
+		close(o.done)
 	}()
 	for {
 		select {
-		case <-o.wake:
 		case <-o.quit:
 			return
+		default:
 		}
-		for {
+		var draining, empty bool
+		batch, draining, empty = o.take(batch)
+		if empty {
+			// Nothing queued: wait for more, or exit once idle for
+			// idleExit. The timer is not reset per batch: when it fires
+			// early it is re-armed for the rest of the idle time.
+			if idleTimer == nil {
+				idleTimer = time.NewTimer(idleExit)
+			}
 			select {
+			case <-o.wake:
 			case <-o.quit:
 				return
-			default:
-			}
-			var draining bool
-			batch, draining = o.take(batch)
-			if len(batch) == 0 {
-				if draining {
-					o.closeWith(ReasonClosed, nil) // the drain's reason is already recorded
+			case <-idleTimer.C:
+				if left := idleExit - time.Since(o.LastProgress()); left > 0 {
+					idleTimer.Reset(left)
+				} else if idle = o.exitIdle(); idle {
 					return
+				} else {
+					idleTimer.Reset(idleExit)
 				}
-				break
 			}
-			if err := o.write(batch); err != nil {
-				o.closeWith(classify(err), err)
-				return
-			}
-			o.releaseAll(batch)
-			if draining {
-				o.closeWith(ReasonClosed, nil)
-				return
-			}
+			continue
+		}
+		if len(batch) == 0 {
+			// Closed between the check of quit and take, or draining with
+			// nothing queued: the drain's reason is already recorded.
+			o.closeWith(ReasonClosed, nil)
+			return
+		}
+		if err := o.write(batch); err != nil {
+			o.closeWith(classify(err), err)
+			return
+		}
+		o.releaseAll(batch)
+		if draining {
+			o.closeWith(ReasonClosed, nil)
+			return
 		}
 	}
 }
 
+// exitIdle ends an idle writer: if still nothing is queued and the
+// Outbound is open, it marks the writer stopped (under mu, so the next
+// Enqueue starts a new one), drops the batch arrays and reports true.
+func (o *Outbound) exitIdle() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.queue) > 0 || o.state != stateOpen {
+		return false
+	}
+	// The writer's own fields are dropped before mu is released: the next
+	// writer may start at once.
+	o.iovBack, o.iov, o.underused = nil, nil, 0
+	o.queue = nil
+	o.running = false
+	return true
+}
+
 // take swaps the queue for the writer's previous (released, cleared but not
-// resliced) batch array and returns everything queued.
-func (o *Outbound) take(prev [][]byte) (batch [][]byte, draining bool) {
+// resliced) batch array and returns everything queued; empty reports that
+// nothing was queued while the Outbound is open.
+func (o *Outbound) take(prev [][]byte) (batch [][]byte, draining, empty bool) {
 	switch {
 	case cap(prev) <= retainBatch || len(prev) >= cap(prev)/4:
 		o.underused = 0
@@ -464,10 +544,14 @@ func (o *Outbound) take(prev [][]byte) (batch [][]byte, draining bool) {
 		prev = nil // the burst has passed: do not keep its array alive
 	}
 	o.mu.Lock()
+	if len(o.queue) == 0 && o.state == stateOpen {
+		o.mu.Unlock()
+		return prev, false, true
+	}
 	batch, o.queue = o.queue, prev
 	draining = o.state == stateDraining
 	o.mu.Unlock()
-	return batch, draining
+	return batch, draining, false
 }
 
 // write writes one batch under one write deadline.

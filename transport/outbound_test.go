@@ -802,3 +802,67 @@ func TestCloseDoesNotBlockOnConnClose(t *testing.T) {
 		}
 	})
 }
+
+// writerRunning reports whether o has a writer goroutine.
+func writerRunning(o *Outbound) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.running
+}
+
+// An idle Outbound holds no writer goroutine: the writer starts with the
+// first buffer, exits after idleExit without one, and the next Enqueue
+// starts another; order and Close still work across the restarts.
+func TestWriterIdleExit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, peer := net.Pipe()
+		defer peer.Close()
+		got := make(chan string, 16)
+		go func() {
+			buf := make([]byte, 64)
+			for {
+				n, err := peer.Read(buf)
+				if err != nil {
+					close(got)
+					return
+				}
+				got <- string(buf[:n])
+			}
+		}()
+		o := NewOutbound(c, Options{})
+		if writerRunning(o) {
+			t.Fatal("a writer runs before anything was queued")
+		}
+		for i, msg := range []string{"one", "two", "three"} {
+			if err := o.Enqueue([]byte(msg)); err != nil {
+				t.Fatal(err)
+			}
+			if s := <-got; s != msg {
+				t.Fatalf("message %d: got %q, want %q", i, s, msg)
+			}
+			synctest.Wait()
+			if !writerRunning(o) {
+				t.Fatalf("message %d: writer gone right after a write", i)
+			}
+			time.Sleep(idleExit)
+			synctest.Wait()
+			if writerRunning(o) {
+				t.Fatalf("message %d: writer still running after %v idle", i, idleExit)
+			}
+		}
+		// Close with no writer running: a last writer closes the conn.
+		if err := o.CloseAfter(ReasonClosed, nil, []byte("bye")); err != nil {
+			t.Fatal(err)
+		}
+		if s := <-got; s != "bye" {
+			t.Fatalf("final: got %q", s)
+		}
+		<-o.Done()
+		if _, ok := <-got; ok {
+			t.Fatal("peer still open after Done")
+		}
+		o2 := NewOutbound(peer, Options{})
+		o2.Close()
+		<-o2.Done()
+	})
+}
