@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // Reader buffer sizes and limits.
@@ -39,6 +40,16 @@ const (
 // errNegativeRead reports an io.Reader that returned an impossible count.
 var errNegativeRead = errors.New("read packet: reader returned invalid count")
 
+// ErrIdle is what a Reader's source returns (possibly wrapped) to say that
+// it has no bytes now and the caller should come back later, for example
+// when a connection is about to be parked. Unlike every other error it is
+// not sticky: Next returns it with no packet, keeps what it holds, and a
+// later Next carries on.
+var ErrIdle = errors.New("read packet: source idle")
+
+// readerPool holds buffers of DefaultReaderSize given back by Release.
+var readerPool = sync.Pool{New: func() any { return new([DefaultReaderSize]byte) }}
+
 // Reader splits a byte stream (a net.Conn, a TLS or WebSocket stream) into
 // MQTT control packets. It reads in large chunks, so that several small
 // packets arriving together cost one read call, and reuses its buffer:
@@ -65,6 +76,10 @@ var errNegativeRead = errors.New("read packet: reader returned invalid count")
 // few small packets (PINGREQs at the keep alive interval, at the latest),
 // while a connection that streams big packets, even interleaved with small
 // ones, keeps its large buffer instead of reallocating it per packet.
+//
+// An idle connection need not hold a buffer at all: Release gives it back
+// when nothing is buffered (to a shared pool, for the default size), and
+// the next read takes one again.
 type Reader struct {
 	r    io.Reader
 	buf  []byte
@@ -87,7 +102,29 @@ func NewReader(r io.Reader, size int) *Reader {
 		size = DefaultReaderSize
 	}
 	size = max(size, minReaderSize)
-	return &Reader{r: r, buf: make([]byte, size), size: size, max: DefaultMaxPacketSize}
+	return &Reader{r: r, buf: newReaderBuf(size), size: size, max: DefaultMaxPacketSize}
+}
+
+func newReaderBuf(size int) []byte {
+	if size == DefaultReaderSize {
+		return readerPool.Get().(*[DefaultReaderSize]byte)[:]
+	}
+	return make([]byte, size)
+}
+
+// Release gives the buffer back if nothing is buffered, and reports whether
+// it did; the next Next takes a buffer again when it has to read. Call it
+// when the stream is expected to stay quiet for a while (a connection about
+// to be parked), so that an idle Reader holds no buffer.
+func (r *Reader) Release() bool {
+	if r.head != r.tail {
+		return false
+	}
+	if len(r.buf) == DefaultReaderSize && r.size == DefaultReaderSize {
+		readerPool.Put((*[DefaultReaderSize]byte)(r.buf))
+	}
+	r.buf, r.head, r.tail, r.small = nil, 0, 0, 0
+	return true
 }
 
 // SetMaxPacketSize sets the limit on the size of the packets Next returns:
@@ -166,6 +203,9 @@ func (r *Reader) Next() (Header, []byte, error) {
 			return r.fail(fmt.Errorf("read packet: %w", err))
 		}
 		if err := r.fill(need); err != nil {
+			if errors.Is(err, ErrIdle) {
+				return Header{}, nil, err // not sticky: see ErrIdle
+			}
 			return r.fail(err)
 		}
 	}
@@ -183,6 +223,8 @@ func (r *Reader) fail(err error) (Header, []byte, error) {
 func (r *Reader) fill(need int) error {
 	n := r.tail - r.head
 	switch {
+	case r.buf == nil:
+		r.buf = newReaderBuf(r.size) // released while idle; empty (n == 0)
 	case len(r.buf) > r.size && r.small >= shrinkAfter && need <= r.size:
 		// Release a grown buffer (see the buffer policy on Reader).
 		b := make([]byte, r.size)
@@ -218,6 +260,9 @@ func (r *Reader) fill(need int) error {
 			return errNegativeRead
 		}
 		r.tail += m
+		if err != nil && errors.Is(err, ErrIdle) {
+			return err
+		}
 		r.rerr = err
 		if m > 0 {
 			empty = 0

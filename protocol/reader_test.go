@@ -541,3 +541,89 @@ func BenchmarkReaderDecodePublish64(b *testing.B) {
 		}
 	}
 }
+
+// idleSource returns ErrIdle whenever its script says so, and otherwise
+// reads from the next chunk.
+type idleSource struct {
+	chunks [][]byte // nil entry: return ErrIdle
+}
+
+func (s *idleSource) Read(p []byte) (int, error) {
+	if len(s.chunks) == 0 {
+		return 0, io.EOF
+	}
+	c := s.chunks[0]
+	if c == nil {
+		s.chunks = s.chunks[1:]
+		return 0, fmt.Errorf("parked: %w", ErrIdle)
+	}
+	n := copy(p, c)
+	if n == len(c) {
+		s.chunks = s.chunks[1:]
+	} else {
+		s.chunks[0] = c[n:]
+	}
+	return n, nil
+}
+
+// ErrIdle from the source is returned by Next but is not sticky, whether it
+// comes between packets or inside one; Release drops the buffer only when
+// nothing is buffered, and reading goes on after it.
+func TestReaderIdleAndRelease(t *testing.T) {
+	a := rawPublish(1, "a/b", 7, []byte("first"))
+	b := rawPublish(0, "c", 0, []byte("second"))
+	src := &idleSource{chunks: [][]byte{a, nil, b[:3], nil, b[3:], nil}}
+	r := NewReader(src, 0)
+	want := func(pkt []byte) {
+		t.Helper()
+		h, body, err := r.Next()
+		if err != nil {
+			t.Fatalf("Next: %v", err)
+		}
+		if got := append(appendHeader(nil, h.Type, h.Flags, h.Remaining), body...); !bytes.Equal(got, pkt) {
+			t.Fatalf("packet % x, want % x", got, pkt)
+		}
+	}
+	idle := func() {
+		t.Helper()
+		if _, _, err := r.Next(); !errors.Is(err, ErrIdle) {
+			t.Fatalf("Next = %v, want ErrIdle", err)
+		}
+	}
+	want(a)
+	idle()
+	if !r.Release() || r.buf != nil {
+		t.Fatal("Release with nothing buffered kept the buffer")
+	}
+	idle() // three bytes of b arrive, then the source is idle again
+	if r.Release() || r.Buffered() != 3 {
+		t.Fatalf("Release with a partial packet buffered: buffered %d", r.Buffered())
+	}
+	want(b)
+	idle()
+	if _, _, err := r.Next(); err != io.EOF {
+		t.Fatalf("Next at the end = %v, want io.EOF", err)
+	}
+}
+
+// A Reader that is released between packets takes a pooled buffer again:
+// no allocation per park.
+func TestReaderReleaseNoAllocs(t *testing.T) {
+	pkt := rawPublish(0, "t", 0, []byte("x"))
+	src := &loopSource{pkt: pkt}
+	r := NewReader(src, 0)
+	allocs := testing.AllocsPerRun(1000, func() {
+		if _, _, err := r.Next(); err != nil {
+			t.Fatal(err)
+		}
+		r.Release()
+	})
+	if allocs > 0 {
+		t.Errorf("%.1f allocations per Next+Release", allocs)
+	}
+}
+
+// loopSource returns one copy of pkt per Read.
+type loopSource struct{ pkt []byte }
+
+func (s *loopSource) Read(p []byte) (int, error) { return copy(p, s.pkt), nil }
