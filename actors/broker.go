@@ -153,7 +153,7 @@ const ReservedClientIDPrefix = "$bridge/"
 // at once, serving in the background. Every transport feeds the same
 // connection code: a transport only yields a byte stream.
 func (b *Broker) Serve(name string, l transport.Listener, so ServeOptions) {
-	s := &transport.Server{MaxConns: so.MaxConns, Logger: b.log, Handle: func(nc net.Conn) { b.serveConn(nc, name, so) }}
+	s := &transport.Server{MaxConns: so.MaxConns, Logger: b.log, Handle: func(nc net.Conn) *transport.Park { b.serveConn(nc, name, so); return nil }}
 	b.mu.Lock()
 	b.servers = append(b.servers, s)
 	b.mu.Unlock()

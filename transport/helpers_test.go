@@ -173,3 +173,11 @@ func (c *slowCloseConn) Close() error {
 	<-c.unblock
 	return c.Conn.Close()
 }
+
+// noPark adapts a handler that never parks to Server.Handle.
+func noPark(f func(net.Conn)) func(net.Conn) *Park {
+	return func(c net.Conn) *Park {
+		f(c)
+		return nil
+	}
+}

@@ -65,11 +65,14 @@ type Server struct {
 	MaxConns int
 
 	// Handle serves one connection. It runs in its own goroutine, owned by
-	// the Server, and holds one connection slot until it returns, so it
-	// should return only when the connection is finished (typically it runs
-	// the connection's read loop). The Server closes c after Handle returns
-	// and recovers a panic in Handle (closing that connection only).
-	Handle func(c net.Conn)
+	// the Server, and typically runs the connection's read loop. It returns
+	// nil when the connection is finished: the Server then closes c and
+	// frees its slot. Or it parks the connection (see Park) by returning a
+	// *Park: c stays open and keeps its slot with no goroutine until it is
+	// readable or woken, and the Park's resume continues as the handler.
+	// The Server recovers a panic in a handler (closing that connection
+	// only).
+	Handle func(c net.Conn) *Park
 
 	// Logger receives temporary accept errors and recovered Handle panics.
 	// Nil means no logging; the counters still count.
@@ -80,7 +83,9 @@ type Server struct {
 	closed    bool
 	stop      chan struct{} // closed by Close; made on first use
 
-	handlers sync.WaitGroup
+	handlers  sync.WaitGroup // connections not finished, parked ones included
+	poller    *poller        // started by the first Park; stopped by Wait
+	pollerErr error          // the poller could not start: nothing parks
 
 	active       atomic.Int64
 	accepted     atomic.Int64
@@ -147,15 +152,37 @@ func (s *Server) Serve(l Listener) error {
 	}
 }
 
-// serveConn is the goroutine of one accepted connection. Owner: the Server.
-// Exit: when Handle returns (or panics); the connection is closed and its
-// slot freed.
+// serveConn is the goroutine of one accepted connection.
 func (s *Server) serveConn(c net.Conn) {
-	defer s.handlers.Done()
-	defer s.active.Add(-1)
-	defer func() { _ = c.Close() }()
+	s.run(c, func() *Park { return s.Handle(c) })
+}
+
+// run is the goroutine of a connection's handler: Handle, or the resume of
+// a Park. Owner: the Server. Exit: the handler returned a Park that is now
+// armed (the poller starts the next run), or the connection is finished
+// (the handler returned nil or panicked): then c is closed and its slot
+// freed.
+func (s *Server) run(c net.Conn, h func() *Park) {
+	for {
+		p, ok := s.call(c, h)
+		if !ok || p == nil {
+			_ = c.Close()
+			s.active.Add(-1)
+			s.handlers.Done()
+			return
+		}
+		if p.arm() {
+			return // parked: no goroutine until it is readable or woken
+		}
+		h = p.resume // woken before it was armed: go on here
+	}
+}
+
+// call runs one handler, recovering a panic (ok false).
+func (s *Server) call(c net.Conn, h func() *Park) (p *Park, ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
+			ok = false
 			s.panics.Add(1)
 			if s.Logger != nil {
 				s.Logger.Error("connection handler panicked; connection closed",
@@ -164,7 +191,7 @@ func (s *Server) serveConn(c net.Conn) {
 			}
 		}
 	}()
-	s.Handle(c)
+	return h(), true
 }
 
 // acquire takes a connection slot.
@@ -235,9 +262,19 @@ func (s *Server) Close() error {
 	return errors.Join(errs...)
 }
 
-// Wait blocks until every Handle goroutine has returned. Call it after the
-// Serve calls have returned.
-func (s *Server) Wait() { s.handlers.Wait() }
+// Wait blocks until every connection is finished (its handler returned nil;
+// a parked connection is not finished), then stops the poller if Park
+// started one. Call it after the Serve calls have returned.
+func (s *Server) Wait() {
+	s.handlers.Wait()
+	s.mu.Lock()
+	pl := s.poller
+	s.poller = nil
+	s.mu.Unlock()
+	if pl != nil {
+		pl.close()
+	}
+}
 
 // ServerStats is a snapshot of a Server's counters.
 type ServerStats struct {

@@ -18,9 +18,9 @@ func TestServerLimitRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{MaxConns: 2, Handle: func(c net.Conn) {
+	s := &Server{MaxConns: 2, Handle: noPark(func(c net.Conn) {
 		_, _ = io.Copy(io.Discard, c) // until the client closes
-	}}
+	})}
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(l) }()
 
@@ -142,7 +142,7 @@ func TestServeBacksOffOnTemporaryErrors(t *testing.T) {
 		script = append(script, fakeAccept{c: c})
 		l := newFakeListener(script...)
 		handled := make(chan net.Conn, 1)
-		s := &Server{Handle: func(c net.Conn) { handled <- c }}
+		s := &Server{Handle: noPark(func(c net.Conn) { handled <- c })}
 		start := time.Now()
 		served := make(chan error, 1)
 		go func() { served <- s.Serve(l) }()
@@ -165,7 +165,7 @@ func TestServeBacksOffOnTemporaryErrors(t *testing.T) {
 
 		// A permanent error is returned.
 		l2 := newFakeListener(fakeAccept{err: errors.New("bad fd")})
-		if err := (&Server{Handle: func(net.Conn) {}}).Serve(l2); err == nil {
+		if err := (&Server{Handle: noPark(func(net.Conn) {})}).Serve(l2); err == nil {
 			t.Error("Serve returned nil on a permanent accept error")
 		}
 	})
@@ -179,7 +179,7 @@ func TestServerCloseDuringBackoff(t *testing.T) {
 			script = append(script, fakeAccept{err: tempErr{}})
 		}
 		l := newFakeListener(script...)
-		s := &Server{Handle: func(net.Conn) {}}
+		s := &Server{Handle: noPark(func(net.Conn) {})}
 		served := make(chan error, 1)
 		go func() { served <- s.Serve(l) }()
 		time.Sleep(2 * time.Second) // deep into 1s backoffs
@@ -202,12 +202,12 @@ func TestServerHandlerPanic(t *testing.T) {
 		defer p2.Close()
 		l := newFakeListener(fakeAccept{c: c1}, fakeAccept{c: c2})
 		second := make(chan struct{})
-		s := &Server{Handle: func(c net.Conn) {
+		s := &Server{Handle: noPark(func(c net.Conn) {
 			if c == c1 {
 				panic("handler bug")
 			}
 			close(second)
-		}}
+		})}
 		served := make(chan error, 1)
 		go func() { served <- s.Serve(l) }()
 		<-second

@@ -63,6 +63,13 @@ type Options struct {
 	// Enqueue returned an error. It must not block: the writer waits for it.
 	Release func([]byte)
 
+	// OnClose, when set, is called once when the connection is closed for
+	// good (any cause; after a CloseAfter, once the flush has ended), from
+	// the goroutine that closes it, before the net.Conn itself is closed.
+	// The owner uses it to wake a reader that is not blocked in Read (a
+	// parked connection). It must not block.
+	OnClose func()
+
 	// Faults is the test-only fault-injection seam; nil in production.
 	Faults *FaultPlan
 }
@@ -88,6 +95,7 @@ type Outbound struct {
 	max      int64
 	timeout  time.Duration
 	release  func([]byte)
+	onClose  func()
 	faults   *FaultPlan
 	vectored bool
 	epoch    time.Time // monotonic origin of progress
@@ -142,6 +150,7 @@ func NewOutbound(c net.Conn, opts Options) *Outbound {
 		max:     int64(opts.MaxPending),
 		timeout: opts.WriteTimeout,
 		release: opts.Release,
+		onClose: opts.OnClose,
 		faults:  opts.Faults,
 		epoch:   time.Now(),
 		wake:    make(chan struct{}, 1),
@@ -432,6 +441,9 @@ func (o *Outbound) closeWith(reason CloseReason, cause error) {
 	close(o.quit)
 	if start {
 		go o.run()
+	}
+	if o.onClose != nil {
+		o.onClose()
 	}
 }
 

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -864,5 +866,46 @@ func TestWriterIdleExit(t *testing.T) {
 		o2 := NewOutbound(peer, Options{})
 		o2.Close()
 		<-o2.Done()
+	})
+}
+
+// No wake-up is lost across idle exits: whenever a buffer is queued, with
+// the writer busy, waiting, on its idle timer or gone, it is written
+// without any time passing (fake time: a lost wake-up would show as a
+// write only when the idle timer fires).
+func TestWriterNoLostWakeup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, peer := net.Pipe()
+		defer peer.Close()
+		var got atomic.Int64
+		go func() {
+			buf := make([]byte, 1024)
+			for {
+				n, err := peer.Read(buf)
+				if err != nil {
+					return
+				}
+				got.Add(int64(n))
+			}
+		}()
+		o := NewOutbound(c, Options{})
+		rng := rand.New(rand.NewPCG(1, 2))
+		var sent int64
+		for i := range 2000 {
+			// Gaps around idleExit, so enqueues land on every writer state.
+			time.Sleep(time.Duration(rng.Int64N(int64(2*idleExit/3))) * time.Duration(rng.IntN(3)))
+			for range 1 + rng.IntN(3) {
+				if err := o.Enqueue([]byte("0123456789")); err != nil {
+					t.Fatal(err)
+				}
+				sent += 10
+			}
+			synctest.Wait()
+			if got.Load() != sent {
+				t.Fatalf("round %d: %d bytes written of %d queued, with no time passing", i, got.Load(), sent)
+			}
+		}
+		o.Close()
+		<-o.Done()
 	})
 }

@@ -176,7 +176,7 @@ func writeFile(tb testing.TB, name string, b []byte) {
 func echoServer(tb testing.TB, l Listener) <-chan handled {
 	tb.Helper()
 	ch := make(chan handled, 16)
-	s := &Server{Handle: func(c net.Conn) {
+	s := &Server{Handle: noPark(func(c net.Conn) {
 		err := Handshake(c, 0)
 		select {
 		case ch <- handled{c: c, err: err, at: time.Now()}:
@@ -186,7 +186,7 @@ func echoServer(tb testing.TB, l Listener) <-chan handled {
 			return
 		}
 		_, _ = io.Copy(c, c)
-	}}
+	})}
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(l) }()
 	tb.Cleanup(func() {

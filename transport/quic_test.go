@@ -136,7 +136,7 @@ func TestQUICCloseDelivers(t *testing.T) {
 	l := listenQUICTest(t, pki.store("server", false, 0).ServerConfig(), 0)
 	want := make([]byte, 2<<20)
 	_, _ = rand.Read(want)
-	s := &Server{Handle: func(c net.Conn) {
+	s := &Server{Handle: noPark(func(c net.Conn) {
 		if Handshake(c, 0) != nil {
 			return
 		}
@@ -145,7 +145,7 @@ func TestQUICCloseDelivers(t *testing.T) {
 		}
 		_, _ = c.Write(want)
 		// Server closes c.
-	}}
+	})}
 	go func() { _ = s.Serve(l) }()
 	defer s.Wait()
 	defer s.Close()

@@ -57,13 +57,13 @@ func dialWSStream(tb testing.TB, l Listener, secure bool, pki *testPKI) net.Conn
 // serveOne serves l with a Server running handle and cleans up after it.
 func serveOne(tb testing.TB, l Listener, handle func(net.Conn)) {
 	tb.Helper()
-	s := &Server{Handle: func(c net.Conn) {
+	s := &Server{Handle: noPark(func(c net.Conn) {
 		if err := Handshake(c, 0); err != nil {
 			tb.Errorf("handshake: %v", err)
 			return
 		}
 		handle(c)
-	}}
+	})}
 	served := make(chan struct{})
 	go func() { _ = s.Serve(l); close(served) }()
 	tb.Cleanup(func() {
