@@ -153,7 +153,8 @@ const ReservedClientIDPrefix = "$bridge/"
 // at once, serving in the background. Every transport feeds the same
 // connection code: a transport only yields a byte stream.
 func (b *Broker) Serve(name string, l transport.Listener, so ServeOptions) {
-	s := &transport.Server{MaxConns: so.MaxConns, Logger: b.log, Handle: func(nc net.Conn) *transport.Park { b.serveConn(nc, name, so); return nil }}
+	s := &transport.Server{MaxConns: so.MaxConns, Logger: b.log}
+	s.Handle = func(nc net.Conn) *transport.Park { return b.serveConn(s, nc, name, so) }
 	b.mu.Lock()
 	b.servers = append(b.servers, s)
 	b.mu.Unlock()
@@ -233,6 +234,20 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 			return ctx.Err()
 		case <-time.After(5 * time.Millisecond):
 		}
+	}
+	// Every connection handler finishes now that every connection is
+	// closing; Wait also stops the pollers of parked connections.
+	waited := make(chan struct{})
+	go func() {
+		for _, s := range servers {
+			s.Wait()
+		}
+		close(waited)
+	}()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	b.sys.Root.StopFuture(b.pipes).Wait()
 	b.sys.Root.StopFuture(b.registry).Wait()

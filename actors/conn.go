@@ -70,42 +70,42 @@ type conn struct {
 
 // serveConn runs one accepted socket: it builds the connection, spawns its
 // actor under the pipes supervisor, then becomes the connection's reader
-// goroutine. It returns when the reader has stopped and the writer has
+// goroutine. It returns nil when the reader has stopped and the writer has
 // finished (so a final DISCONNECT or CONNACK is flushed before the
-// transport closes the socket). Owner: the listener's server goroutine.
-func (b *Broker) serveConn(nc net.Conn, listener string, so ServeOptions) {
+// transport closes the socket), or a Park when the connection has gone
+// idle (see connReader). Owner: the listener's server goroutine.
+func (b *Broker) serveConn(srv *transport.Server, nc net.Conn, listener string, so ServeOptions) *transport.Park {
 	// The TLS or QUIC handshake runs here, on the connection's own
 	// goroutine under a deadline, never on the accept loop: a client that
 	// stalls or sends garbage costs one log line and one socket.
 	if err := transport.Handshake(nc, so.HandshakeTimeout); err != nil {
 		b.log.Info("handshake failed", "listener", listener, "remote", nc.RemoteAddr().String(), "reason", err.Error())
-		return
+		return nil
 	}
 	c := &conn{b: b, nc: nc, listener: listener, id: b.pipeSeq.Add(1), remote: nc.RemoteAddr().String(),
 		faults: b.faults(), identity: so.IdentityMode, internal: so.Internal}
 	c.log = b.log.With("listener", listener, "remote", c.remote, "pipe", c.id)
+	rd := &connReader{c: c, srv: srv, sys: b.sys, limit: b.opt.ConnectTimeout}
 	c.out = transport.NewOutbound(nc, transport.Options{
 		MaxPending:   b.opt.MaxOutboundBytes,
 		WriteTimeout: b.opt.WriteTimeout,
 		Faults:       c.faults,
+		OnClose:      rd.wake,
 	})
 	c.credit = semaphore.NewWeighted(readerCredit(b.opt.MaxPacketSize))
-	rctx, cancel := context.WithCancel(context.Background())
-	c.cancel = cancel
-	defer cancel()
+	rd.rctx, c.cancel = context.WithCancel(context.Background())
 	reply := make(chan *actor.PID, 1)
 	b.stats.conns.Add(1)
 	b.sys.Root.Send(b.pipes, &spawnPipe{props: actor.PropsFromProducer(func() actor.Actor { return c }), reply: reply})
-	var pid *actor.PID
 	select {
-	case pid = <-reply:
+	case rd.self = <-reply:
 	case <-time.After(10 * time.Second):
 		c.out.CloseWith(transport.ReasonProtocol, errors.New("pipe not spawned"))
 		b.stats.conns.Add(-1)
-		return
+		c.cancel()
+		return nil
 	}
-	c.readLoop(rctx, b.sys, pid)
-	<-c.out.Done()
+	return rd.run()
 }
 
 // Receive implements actor.Actor.
@@ -153,52 +153,152 @@ func readerCredit(maxPacket int) int64 {
 	return n
 }
 
-// deadlineReader sets a read deadline before each read: the CONNECT
-// timeout, then 1.5 times the keepalive [MQTT-3.1.2-24]; zero means none.
-type deadlineReader struct {
-	c net.Conn
-	d time.Duration
-}
+// parkAfter is how long a connection's reader waits with nothing buffered
+// before it parks: a plain TCP connection that is quiet this long gives
+// back its read buffer and its goroutine (transport.Server.Park) until the
+// client sends again.
+const parkAfter = time.Second
 
-func (r *deadlineReader) Read(p []byte) (int, error) {
-	if r.d > 0 {
-		r.c.SetReadDeadline(time.Now().Add(r.d))
-	} else {
-		r.c.SetReadDeadline(time.Time{})
-	}
-	return r.c.Read(p)
-}
-
-// readLoop is the connection's reader goroutine. Owner: the conn actor,
-// which starts it in Started; it exits when the socket closes (the actor's
-// teardown closes it) or on the first error, which it reports. It decodes
+// connReader is the read side of a connection: the state of its read loop,
+// which lives on across parks. Its goroutine is the Server's handler
+// goroutine of the connection; while parked it has none. It decodes
 // packets, copying each body out of the read buffer, and waits for reader
 // credit before handing one to the actor, so a client that publishes
 // faster than the broker routes is slowed by TCP, not buffered without
-// bound.
-func (c *conn) readLoop(rctx context.Context, sys *actor.ActorSystem, self *actor.PID) {
-	dr := &deadlineReader{c: c.nc, d: c.b.opt.ConnectTimeout}
-	r := protocol.NewReader(dr, 4096)
-	r.SetMaxPacketSize(c.b.opt.ConnectPacketMax)
-	fail := func(err error, f *readFailed) {
-		if f == nil {
-			f = &readFailed{}
-		}
-		f.err = err
-		sys.Root.Send(self, f)
+// bound. It exits when the socket closes (the actor's teardown closes it)
+// or on the first error, which it reports.
+//
+// Deadlines: before each read it sets one, limit after the wait for bytes
+// began: the CONNECT timeout, then 1.5 times the keepalive
+// [MQTT-3.1.2-24]; zero means none. Once connected, with nothing buffered
+// and the connection open, the deadline is at most parkAfter away; when
+// that one passes the reader parks, with a timer to wake it at the
+// keepalive deadline, and the Outbound's OnClose wakes it on a close.
+type connReader struct {
+	c    *conn
+	srv  *transport.Server
+	sys  *actor.ActorSystem
+	self *actor.PID
+	rctx context.Context
+	r    *protocol.Reader
+
+	version  protocol.Version
+	ka       time.Duration // the keepalive in force, for the error text
+	limit    time.Duration // the read deadline after waitFrom; zero: none
+	waitFrom time.Time     // when the current wait for bytes began; zero between reads
+	parkable bool          // connected, and the socket can park (transport.Parkable)
+	resumed  bool          // back from a park and no bytes read since: no park deadline
+	timer    *time.Timer   // wakes a park at the keepalive deadline
+
+	park atomic.Pointer[transport.Park] // the current park, for wake
+}
+
+// Read implements io.Reader for the protocol.Reader: one read of the socket
+// under the deadline. It returns protocol.ErrIdle when the park deadline
+// passed with nothing read.
+func (rd *connReader) Read(p []byte) (int, error) {
+	now := time.Now()
+	if rd.waitFrom.IsZero() {
+		rd.waitFrom = now
 	}
-	h, body, err := r.Next()
+	var dl time.Time
+	if rd.limit > 0 {
+		dl = rd.waitFrom.Add(rd.limit)
+	}
+	idle := false
+	if rd.parkable && !rd.resumed && rd.r.Buffered() == 0 && rd.c.out.Err() == nil {
+		if t := rd.waitFrom.Add(parkAfter); dl.IsZero() || t.Before(dl) {
+			dl, idle = t, true
+		}
+	}
+	rd.c.nc.SetReadDeadline(dl)
+	n, err := rd.c.nc.Read(p)
+	if n > 0 {
+		rd.waitFrom, rd.resumed = time.Time{}, false
+	}
+	if idle && n == 0 && errors.Is(err, os.ErrDeadlineExceeded) && rd.c.out.Err() == nil {
+		return 0, protocol.ErrIdle
+	}
+	return n, err
+}
+
+// wake resumes a parked reader (the Outbound's OnClose).
+func (rd *connReader) wake() {
+	if p := rd.park.Load(); p != nil {
+		p.Wake()
+	}
+}
+
+func (rd *connReader) fail(err error, f *readFailed) {
+	if f == nil {
+		f = &readFailed{}
+	}
+	f.err = err
+	rd.sys.Root.Send(rd.self, f)
+}
+
+// finish ends the reader: the handler returns once the writer has finished.
+func (rd *connReader) finish() *transport.Park {
+	rd.c.cancel()
+	<-rd.c.out.Done()
+	return nil
+}
+
+// run is the reader's loop, from the start or from a park. It returns nil
+// when the connection is finished, or the Park to hold it idle.
+func (rd *connReader) run() *transport.Park {
+	c := rd.c
+	if rd.r == nil {
+		rd.r = protocol.NewReader(rd, protocol.DefaultReaderSize)
+		rd.r.SetMaxPacketSize(c.b.opt.ConnectPacketMax)
+		if !rd.readConnect() {
+			return rd.finish()
+		}
+	}
+	for {
+		h, body, err := rd.r.Next()
+		if err != nil {
+			if errors.Is(err, protocol.ErrIdle) {
+				if p := rd.tryPark(); p != nil {
+					return p
+				}
+				continue
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) && c.out.Err() == nil {
+				err = fmt.Errorf("keepalive timeout (%v): %w", rd.ka, protocol.ReasonKeepAliveTimeout)
+			}
+			rd.fail(err, nil)
+			return rd.finish()
+		}
+		cost := int64(len(body)) + 64
+		if err := c.credit.Acquire(rd.rctx, cost); err != nil {
+			return rd.finish() // the actor is gone
+		}
+		pkt, err := protocol.Decode(h, clone(body), rd.version)
+		if err != nil {
+			c.credit.Release(cost)
+			rd.fail(err, nil)
+			return rd.finish()
+		}
+		rd.sys.Root.Send(rd.self, &inbound{gen: c.id, pkt: pkt, credit: c.credit, cost: cost})
+	}
+}
+
+// readConnect reads and hands over the CONNECT; false ends the reader.
+func (rd *connReader) readConnect() bool {
+	c := rd.c
+	h, body, err := rd.r.Next()
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) && c.out.Err() == nil {
 			err = fmt.Errorf("no CONNECT within connect_timeout (%v): %w", c.b.opt.ConnectTimeout, errConnectTimeout)
 		}
-		fail(fmt.Errorf("read connect: %w", err), nil)
-		return
+		rd.fail(fmt.Errorf("read connect: %w", err), nil)
+		return false
 	}
 	if h.Type != protocol.TypeConnect {
 		// [MQTT-3.1.0-1] the first packet must be CONNECT.
-		fail(fmt.Errorf("first packet is %s, not CONNECT: %w", h.Type, protocol.ReasonProtocolError), nil)
-		return
+		rd.fail(fmt.Errorf("first packet is %s, not CONNECT: %w", h.Type, protocol.ReasonProtocolError), nil)
+		return false
 	}
 	cp := new(protocol.Connect)
 	if err := cp.Decode(h, clone(body), 0); err != nil {
@@ -208,35 +308,57 @@ func (c *conn) readLoop(rctx context.Context, sys *actor.ActorSystem, self *acto
 			// v5 CONNACK 0x84 [MQTT-3.1.2-2].
 			level = protocol.Version5
 		}
-		fail(err, &readFailed{level: level, connect: true})
-		return
+		rd.fail(err, &readFailed{level: level, connect: true})
+		return false
 	}
-	version := cp.Level
-	ka := time.Duration(c.effectiveKeepalive(cp)) * time.Second
-	sys.Root.Send(self, &inbound{gen: c.id, pkt: cp})
-	dr.d = ka + ka/2 // [MQTT-3.1.2-24] one and a half times the keepalive; 0 disables
-	r.SetMaxPacketSize(c.b.opt.MaxPacketSize)
-	for {
-		h, body, err := r.Next()
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) && c.out.Err() == nil {
-				err = fmt.Errorf("keepalive timeout (%v): %w", ka, protocol.ReasonKeepAliveTimeout)
-			}
-			fail(err, nil)
-			return
-		}
-		cost := int64(len(body)) + 64
-		if err := c.credit.Acquire(rctx, cost); err != nil {
-			return // the actor is gone
-		}
-		pkt, err := protocol.Decode(h, clone(body), version)
-		if err != nil {
-			c.credit.Release(cost)
-			fail(err, nil)
-			return
-		}
-		sys.Root.Send(self, &inbound{gen: c.id, pkt: pkt, credit: c.credit, cost: cost})
+	rd.version = cp.Level
+	rd.ka = time.Duration(c.effectiveKeepalive(cp)) * time.Second
+	rd.sys.Root.Send(rd.self, &inbound{gen: c.id, pkt: cp})
+	rd.limit = rd.ka + rd.ka/2 // [MQTT-3.1.2-24] one and a half times the keepalive; 0 disables
+	rd.r.SetMaxPacketSize(c.b.opt.MaxPacketSize)
+	// Only sockets the poller can watch get a park deadline: on others it
+	// would be a wasted wake-up, and on WebSocket a deadline that passes
+	// during a Read closes the connection.
+	rd.parkable = transport.Parkable(c.nc)
+	return true
+}
+
+// tryPark parks the idle connection: the read buffer goes back to its
+// pool, the keepalive deadline gets a timer, and the Park is returned for
+// the handler to return. It returns nil when the connection cannot park
+// (not a kernel socket) or is closing: the reader then reads on, without a
+// park deadline.
+func (rd *connReader) tryPark() *transport.Park {
+	rd.resumed = true // until bytes arrive, no second park deadline
+	if !rd.r.Release() {
+		return nil
 	}
+	p, err := rd.srv.Park(rd.c.nc, rd.resume)
+	if err != nil {
+		rd.parkable = false
+		return nil
+	}
+	rd.park.Store(p)
+	if rd.c.out.Err() != nil {
+		// Closed meanwhile: OnClose may have missed the park. Read on.
+		return nil
+	}
+	if rd.limit > 0 {
+		rd.timer = time.AfterFunc(time.Until(rd.waitFrom.Add(rd.limit)), p.Wake)
+	}
+	return p
+}
+
+// resume continues the read loop of a parked connection, on a new
+// goroutine of the Server: bytes arrived, the keepalive deadline passed,
+// or the connection is closing.
+func (rd *connReader) resume() *transport.Park {
+	if rd.timer != nil {
+		rd.timer.Stop()
+		rd.timer = nil
+	}
+	rd.park.Store(nil)
+	return rd.run()
 }
 
 func clone(b []byte) []byte {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/nanoactor/nanoactor/protocol"
 	"github.com/nanoactor/nanoactor/transport"
 )
 
@@ -222,5 +223,46 @@ func TestSoak(t *testing.T) {
 		n, took.Round(time.Second), float64(n)/took.Seconds(), rate, pub.maxPause, sub.maxGap, sub.reconns.Load(), st.Dropped)
 	if pub.maxPause > time.Second || sub.maxGap > time.Second {
 		t.Errorf("progress paused: publisher %v, subscriber %v", pub.maxPause, sub.maxGap)
+	}
+}
+
+// TestTransportsIdle: a connection that stays quiet for longer than the
+// broker's idle thresholds (its reader parks on plain TCP, its writer
+// goroutine exits on every transport) is still served afterwards, on every
+// transport: a read deadline used to detect idleness must not end it (on
+// WebSocket a deadline that passes during a Read closes the connection).
+func TestTransportsIdle(t *testing.T) {
+	pki := newTestPKI(t)
+	_, dials := allTransports(t, pki, "")
+	for _, name := range []string{"tcp", "tls", "ws", "wss", "quic"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			c, _, err := streamConnect(dials[name], "idle-"+name, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.nc.Close()
+			time.Sleep(2500 * time.Millisecond) // idle past the 1 s park and writer thresholds, twice
+			topic := "idle/" + name
+			if err := c.send(&protocol.Subscribe{PacketID: 1, Filters: []protocol.Subscription{{Filter: []byte(topic), QoS: 1}}}); err != nil {
+				t.Fatal(err)
+			}
+			if p, err := c.next(); err != nil || p.Type() != protocol.TypeSuback {
+				t.Fatalf("after idling: %v, %v; want SUBACK", p, err)
+			}
+			time.Sleep(2500 * time.Millisecond)
+			if err := c.send(&protocol.Publish{Topic: []byte(topic), QoS: 1, PacketID: 2, Payload: []byte("hi")}); err != nil {
+				t.Fatal(err)
+			}
+			for range 2 { // PUBACK and our own message, in either order
+				p, err := c.next()
+				if err != nil {
+					t.Fatalf("after idling again: %v", err)
+				}
+				if pub, ok := p.(*protocol.Publish); ok && string(pub.Payload) != "hi" {
+					t.Fatalf("got %q", pub.Payload)
+				}
+			}
+		})
 	}
 }
