@@ -56,6 +56,7 @@ func cmdStart(args []string, stdout, stderr io.Writer) int {
 	}
 	log := newLogger(cfg.Log, stderr)
 	actors.Version = version
+	defer startGCFloor(gcHeapFloor)()
 	// Signals are caught before anything starts, so a SIGTERM during start
 	// still shuts down in order.
 	sig := make(chan os.Signal, 1)
