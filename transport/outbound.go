@@ -109,6 +109,8 @@ type Outbound struct {
 	queue   [][]byte // accepted, not yet taken by the writer, under mu
 	running bool     // a writer goroutine runs (or is starting), under mu
 
+	idleCheck atomic.Bool // the writer's idle timer fired: see run
+
 	cerr atomic.Pointer[CloseError] // first recorded reason; set under mu
 
 	pending  atomic.Int64 // bytes accepted and not yet written or discarded
@@ -462,9 +464,17 @@ func (o *Outbound) closeConn() {
 // writer starts after that one.
 func (o *Outbound) run() {
 	var batch [][]byte // the buffers being written; released entries are nil
-	var idleTimer *time.Timer
+	// The idle check is a timer that sets idleCheck and wakes the writer,
+	// once per idleExit while the writer runs. It is not reset per batch,
+	// and the writer never blocks on a timer channel, which would put a
+	// timer in the runtime's heap at every wait.
+	tick := time.AfterFunc(idleExit, func() {
+		o.idleCheck.Store(true)
+		o.signal()
+	})
 	idle := false
 	defer func() {
+		tick.Stop()
 		if idle {
 			return
 		}
@@ -484,24 +494,20 @@ func (o *Outbound) run() {
 		var draining, empty bool
 		batch, draining, empty = o.take(batch)
 		if empty {
-			// Nothing queued: wait for more, or exit once idle for
-			// idleExit. The timer is not reset per batch: when it fires
-			// early it is re-armed for the rest of the idle time.
-			if idleTimer == nil {
-				idleTimer = time.NewTimer(idleExit)
+			// Nothing queued: exit if idle for idleExit, else wait.
+			if o.idleCheck.Swap(false) {
+				if left := idleExit - time.Since(o.LastProgress()); left > 0 {
+					tick.Reset(left)
+				} else if idle = o.exitIdle(); idle {
+					return
+				} else {
+					tick.Reset(idleExit)
+				}
 			}
 			select {
 			case <-o.wake:
 			case <-o.quit:
 				return
-			case <-idleTimer.C:
-				if left := idleExit - time.Since(o.LastProgress()); left > 0 {
-					idleTimer.Reset(left)
-				} else if idle = o.exitIdle(); idle {
-					return
-				} else {
-					idleTimer.Reset(idleExit)
-				}
 			}
 			continue
 		}
