@@ -145,37 +145,37 @@ type Bridge struct {
 	everUp      bool
 	swept       bool // the remote session's QoS 2 receive state is known to be ours
 	backoff     time.Duration
-	epoch       uint64                // remote session generation
-	inflight    map[uint16]*entry     // to the remote, by packet id
-	subIDs      map[uint16]bool       // SUBSCRIBE ids awaiting SUBACK at the remote
-	window      int                   // min(max_inflight, remote Receive Maximum)
-	remoteMax   int                   // remote Maximum Packet Size; 0 = none
-	maxQoS      byte                  // remote Maximum QoS
-	retainOK    bool                  // remote Retain Available
-	aliasMax    uint16                // remote Topic Alias Maximum
-	aliases     map[string]uint16     // topic → alias on the current link
-	remoteIn    map[uint16]*relState  // QoS 1/2 from the remote, by its packet id
-	keepAlive   time.Duration         // effective keepalive of the remote link
-	lastSend    time.Time             // last packet handed to the remote link
-	nextID      uint16                // last packet id used toward the remote
-	local       *link                 // to the local broker
+	epoch       uint64               // remote session generation
+	inflight    map[uint16]*entry    // to the remote, by packet id
+	subIDs      map[uint16]bool      // SUBSCRIBE ids awaiting SUBACK at the remote
+	window      int                  // min(max_inflight, remote Receive Maximum)
+	remoteMax   int                  // remote Maximum Packet Size; 0 = none
+	maxQoS      byte                 // remote Maximum QoS
+	retainOK    bool                 // remote Retain Available
+	aliasMax    uint16               // remote Topic Alias Maximum
+	aliases     map[string]uint16    // topic → alias on the current link
+	remoteIn    map[uint16]*relState // QoS 1/2 from the remote, by its packet id
+	keepAlive   time.Duration        // effective keepalive of the remote link
+	lastSend    time.Time            // last packet handed to the remote link
+	nextID      uint16               // last packet id used toward the remote
+	local       *link                // to the local broker
 	ldialing    bool
-	localResume bool                  // the local session exists: resume it
-	localWindow int                   // local broker's Receive Maximum
-	localOut    map[uint16]*inMsg     // publishes to the local broker in flight
-	localRel    map[uint16]bool       // QoS 2 from the local broker: PUBREC sent
-	pendingIn   []*inMsg              // waiting for the local window
-	nextLocalID uint16                //
-	seq         uint64                //
-	pumpArmed   bool                  // a pump retry is scheduled
-	lastStatus  time.Time             //
-	lastDropLog time.Time             //
-	dropsLogged uint64                // dropped counter at the last drop line
-	stopDone    chan struct{}         // closed when the actor has stopped
-	tickStop    chan struct{}         //
-	tickOnce    sync.Once             //
-	lastErr     string                // last link error, for status
-	held        *packetIn             // the packet being handled; incoming takes its credit
+	localResume bool              // the local session exists: resume it
+	localWindow int               // local broker's Receive Maximum
+	localOut    map[uint16]*inMsg // publishes to the local broker in flight
+	localRel    map[uint16]bool   // QoS 2 from the local broker: PUBREC sent
+	pendingIn   []*inMsg          // waiting for the local window
+	nextLocalID uint16            // last packet id used toward the local broker
+	seq         uint64            // arrival order of messages from the remote
+	pumpArmed   bool              // a pump retry is scheduled
+	lastStatus  time.Time         // when the last status line was logged
+	lastDropLog time.Time         // when the last drop line was logged
+	dropsLogged uint64            // dropped counter at the last drop line
+	stopDone    chan struct{}     // closed when the actor has stopped
+	tickStop    chan struct{}     // closed with stopDone: ends the ticker goroutine
+	tickOnce    sync.Once         // closes tickStop and stopDone once
+	lastErr     string            // last link error, for status
+	held        *packetIn         // the packet being handled; incoming takes its credit
 }
 
 // New checks and compiles a bridge's configuration. It opens nothing.
@@ -190,7 +190,7 @@ func New(opt Options) (*Bridge, error) {
 		box:      newOutbox(c.OutboxMaxMessages, int64(c.OutboxMaxBytes), c.OutboxDrop == config.BridgeDropNewest),
 		inflight: map[uint16]*entry{}, subIDs: map[uint16]bool{}, remoteIn: map[uint16]*relState{},
 		localOut: map[uint16]*inMsg{}, localRel: map[uint16]bool{},
-		backoff:  c.BackoffMin.Std(), stopDone: make(chan struct{}), tickStop: make(chan struct{}),
+		backoff: c.BackoffMin.Std(), stopDone: make(chan struct{}), tickStop: make(chan struct{}),
 	}
 	if b.log == nil {
 		b.log = slog.Default()
