@@ -830,8 +830,11 @@ func (b *Bridge) subscribeRemote(l *link, v5 bool) {
 		// [MQTT-3.8.3-3]; Retain Handling 1 sends the retained messages
 		// only when the subscription is new, so a reconnect does not
 		// duplicate them.
-		subs = append(subs, protocol.Subscription{Filter: r.remoteFilter, QoS: byte(r.cfg.QoS),
-			NoLocal: v5, RetainAsPublished: v5, RetainHandling: map[bool]byte{true: 1, false: 0}[v5]})
+		sub := protocol.Subscription{Filter: r.remoteFilter, QoS: byte(r.cfg.QoS), NoLocal: v5, RetainAsPublished: v5}
+		if v5 {
+			sub.RetainHandling = 1
+		}
+		subs = append(subs, sub)
 	}
 	if len(subs) == 0 {
 		return
@@ -1266,32 +1269,29 @@ func (b *Bridge) onTick() {
 			"sent", s.Sent, "acked", s.Acked, "dropped", s.Dropped, "received", s.Received, "reconnects", s.Reconnects,
 			"last_error", b.lastErr)...)
 	}
-	b.logDrops(now)
+	b.logDrops(now, "")
 }
 
-// drop counts n dropped messages and logs them, at most one line per
-// dropLogEvery.
+// drop counts n dropped messages and logs them (see logDrops).
 func (b *Bridge) drop(n int, why string) {
 	b.dropped.Add(uint64(n))
-	now := time.Now()
-	if now.Sub(b.lastDropLog) >= dropLogEvery {
-		b.lastDropLog = now
-		total := b.dropped.Load()
-		b.log.Warn("bridge dropped messages", b.attrs("reason", why, "dropped", total-b.dropsLogged,
-			"dropped_total", total, "outbox", b.box.count)...)
-		b.dropsLogged = total
-	}
+	b.logDrops(time.Now(), why)
 }
 
-// logDrops reports drops not logged yet once the rate limit allows.
-func (b *Bridge) logDrops(now time.Time) {
+// logDrops logs the drops not logged yet, at most one line per
+// dropLogEvery; the ticker calls it too, so a burst's count comes out once
+// the rate limit allows.
+func (b *Bridge) logDrops(now time.Time, why string) {
 	total := b.dropped.Load()
 	if total == b.dropsLogged || now.Sub(b.lastDropLog) < dropLogEvery {
 		return
 	}
 	b.lastDropLog = now
-	b.log.Warn("bridge dropped messages", b.attrs("dropped", total-b.dropsLogged, "dropped_total", total,
-		"outbox", b.box.count)...)
+	attrs := []any{"dropped", total - b.dropsLogged, "dropped_total", total, "outbox", b.box.count}
+	if why != "" {
+		attrs = append([]any{"reason", why}, attrs...)
+	}
+	b.log.Warn("bridge dropped messages", b.attrs(attrs...)...)
 	b.dropsLogged = total
 }
 

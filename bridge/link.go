@@ -3,17 +3,15 @@ package bridge
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"sync"
 	"time"
 
+	"github.com/nanoactor/nanoactor/client"
 	"github.com/nanoactor/nanoactor/config"
 	"github.com/nanoactor/nanoactor/protocol"
-	"github.com/nanoactor/nanoactor/transport"
 )
 
 // readerSize is the initial buffer of a link's packet reader.
@@ -22,46 +20,30 @@ const readerSize = 4 << 10
 // clientTLS builds the client TLS configuration of a bridge from its
 // [bridge.tls] table; host is the URL's host, the default server name.
 func clientTLS(c config.BridgeTLS, host string) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName}
-	if tc.ServerName == "" {
-		tc.ServerName = host
+	name := c.ServerName
+	if name == "" {
+		name = host
 	}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_file %s: no PEM certificate found", c.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if c.CertFile != "" || c.KeyFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("client certificate: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	tc.InsecureSkipVerify = c.InsecureSkipVerify //nolint:gosec // documented as test-only in the config
-	return tc, nil
+	return client.TLSConfig(client.TLSFiles{CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile,
+		ServerName: name, Insecure: c.InsecureSkipVerify})
+}
+
+// clientSchemes maps the bridge URL schemes (NanoMQ's) to the client
+// package's, whose DialTransport opens the stream.
+var clientSchemes = map[string]string{
+	config.BridgeSchemeTCP:  "mqtt",
+	config.BridgeSchemeTLS:  "mqtts",
+	config.BridgeSchemeQUIC: "quic",
 }
 
 // dialRemote opens the transport to the remote broker: TCP, TLS over TCP,
 // or one QUIC stream. The TLS handshake is done before it returns.
 func dialRemote(ctx context.Context, scheme, hostport string, tc *tls.Config) (net.Conn, error) {
-	switch scheme {
-	case config.BridgeSchemeTCP:
-		var d net.Dialer
-		return d.DialContext(ctx, "tcp", hostport)
-	case config.BridgeSchemeTLS:
-		d := tls.Dialer{Config: tc}
-		return d.DialContext(ctx, "tcp", hostport)
-	case config.BridgeSchemeQUIC:
-		return transport.DialQUIC(ctx, hostport, tc)
+	cs, ok := clientSchemes[scheme]
+	if !ok {
+		return nil, fmt.Errorf("unsupported scheme %q", scheme)
 	}
-	return nil, fmt.Errorf("unsupported scheme %q", scheme)
+	return client.DialTransport(ctx, client.Endpoint{Scheme: cs, Host: hostport}, tc)
 }
 
 // handshake sends c on nc and reads the CONNACK with r, within deadline.

@@ -345,8 +345,7 @@ func TestBridgeLinkCuts(t *testing.T) {
 // right topics at the remote).
 func TestBridgeRemoteLimits(t *testing.T) {
 	remote := startBroker(t, "[mqtt]\nreceive_maximum = 4\nmax_packet_size = \"2KiB\"\nconnect_packet_max = \"1KiB\"\ntopic_alias_maximum = 3\n")
-	sub, _, local := bridgeStream(t, remote, "mqtt-tcp://"+remote.addr, "", 3000, 3000)
-	_ = sub
+	_, _, local := bridgeStream(t, remote, "mqtt-tcp://"+remote.addr, "", 3000, 3000)
 	br := local.node.Bridges()[0]
 	if st := br.Status(); st.Reconnects != 0 || st.Dropped != 0 {
 		t.Fatalf("the remote closed the bridge or it dropped: %+v", st)

@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -120,26 +118,12 @@ func (f *connFlags) options(stderr io.Writer) (client.Options, string, error) {
 		o.URL = scheme + "://" + net.JoinHostPort(f.host, port)
 	}
 	if tlsOn {
-		tc := &tls.Config{InsecureSkipVerify: f.insecure}
-		if f.cafile != "" {
-			pem, err := os.ReadFile(f.cafile)
-			if err != nil {
-				return o, "", fmt.Errorf("--cafile: %w", err)
-			}
-			tc.RootCAs = x509.NewCertPool()
-			if !tc.RootCAs.AppendCertsFromPEM(pem) {
-				return o, "", fmt.Errorf("--cafile %s: no PEM certificates", f.cafile)
-			}
+		if (f.cert == "") != (f.key == "") {
+			return o, "", errors.New("--cert and --key go together")
 		}
-		if f.cert != "" || f.key != "" {
-			if f.cert == "" || f.key == "" {
-				return o, "", errors.New("--cert and --key go together")
-			}
-			kp, err := tls.LoadX509KeyPair(f.cert, f.key)
-			if err != nil {
-				return o, "", fmt.Errorf("--cert/--key: %w", err)
-			}
-			tc.Certificates = []tls.Certificate{kp}
+		tc, err := client.TLSConfig(client.TLSFiles{CAFile: f.cafile, CertFile: f.cert, KeyFile: f.key, Insecure: f.insecure})
+		if err != nil {
+			return o, "", fmt.Errorf("--cafile/--cert/--key: %w", err)
 		}
 		o.TLS = tc
 	}
