@@ -9,9 +9,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nanoactor/nanoactor/client"
 	"github.com/nanoactor/nanoactor/config"
 	"github.com/nanoactor/nanoactor/protocol"
+	"github.com/nanoactor/nanoactor/transport"
 )
 
 // readerSize is the initial buffer of a link's packet reader.
@@ -24,26 +24,24 @@ func clientTLS(c config.BridgeTLS, host string) (*tls.Config, error) {
 	if name == "" {
 		name = host
 	}
-	return client.TLSConfig(client.TLSFiles{CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile,
-		ServerName: name, Insecure: c.InsecureSkipVerify})
-}
-
-// clientSchemes maps the bridge URL schemes (NanoMQ's) to the client
-// package's, whose DialTransport opens the stream.
-var clientSchemes = map[string]string{
-	config.BridgeSchemeTCP:  "mqtt",
-	config.BridgeSchemeTLS:  "mqtts",
-	config.BridgeSchemeQUIC: "quic",
+	return transport.ClientTLSConfig(transport.ClientTLSFiles{CAFile: c.CAFile, CertFile: c.CertFile,
+		KeyFile: c.KeyFile, ServerName: name, Insecure: c.InsecureSkipVerify})
 }
 
 // dialRemote opens the transport to the remote broker: TCP, TLS over TCP,
 // or one QUIC stream. The TLS handshake is done before it returns.
 func dialRemote(ctx context.Context, scheme, hostport string, tc *tls.Config) (net.Conn, error) {
-	cs, ok := clientSchemes[scheme]
-	if !ok {
-		return nil, fmt.Errorf("unsupported scheme %q", scheme)
+	switch scheme {
+	case config.BridgeSchemeTCP:
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", hostport)
+	case config.BridgeSchemeTLS:
+		d := tls.Dialer{Config: tc}
+		return d.DialContext(ctx, "tcp", hostport)
+	case config.BridgeSchemeQUIC:
+		return transport.DialQUIC(ctx, hostport, tc)
 	}
-	return client.DialTransport(ctx, client.Endpoint{Scheme: cs, Host: hostport}, tc)
+	return nil, fmt.Errorf("unsupported scheme %q", scheme)
 }
 
 // handshake sends c on nc and reads the CONNACK with r, within deadline.

@@ -135,7 +135,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.ConnectTimeout)
 	defer cancel()
-	nc, err := DialTransport(ctx, ep, opts.TLS)
+	nc, err := dialTransport(ctx, ep, opts.TLS)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", ep, err)
 	}
@@ -163,10 +163,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	return c, nil
 }
 
-// DialTransport opens the byte stream to ep: TCP, TLS over TCP, one QUIC
-// stream, or WebSocket (ws, wss) with subprotocol "mqtt". TLS handshakes
-// are done before it returns; tc configures TLS, WSS and QUIC.
-func DialTransport(ctx context.Context, ep Endpoint, tc *tls.Config) (net.Conn, error) {
+func dialTransport(ctx context.Context, ep Endpoint, tc *tls.Config) (net.Conn, error) {
 	switch ep.Scheme {
 	case "mqtt":
 		var d net.Dialer

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nanoactor/nanoactor/client"
 	"github.com/nanoactor/nanoactor/protocol"
+	"github.com/nanoactor/nanoactor/transport"
 )
 
 // Exit codes of the client tools.
@@ -121,7 +122,7 @@ func (f *connFlags) options(stderr io.Writer) (client.Options, string, error) {
 		if (f.cert == "") != (f.key == "") {
 			return o, "", errors.New("--cert and --key go together")
 		}
-		tc, err := client.TLSConfig(client.TLSFiles{CAFile: f.cafile, CertFile: f.cert, KeyFile: f.key, Insecure: f.insecure})
+		tc, err := transport.ClientTLSConfig(transport.ClientTLSFiles{CAFile: f.cafile, CertFile: f.cert, KeyFile: f.key, Insecure: f.insecure})
 		if err != nil {
 			return o, "", fmt.Errorf("--cafile/--cert/--key: %w", err)
 		}

@@ -1,4 +1,4 @@
-package client
+package transport
 
 import (
 	"crypto/tls"
@@ -8,8 +8,8 @@ import (
 	"os"
 )
 
-// TLSFiles name the PEM files of a client's TLS configuration.
-type TLSFiles struct {
+// ClientTLSFiles name the PEM files of a client's TLS configuration.
+type ClientTLSFiles struct {
 	CAFile     string // certificates the server's must chain to; empty: the system roots
 	CertFile   string // client certificate for mutual TLS; with KeyFile, or neither
 	KeyFile    string
@@ -17,9 +17,9 @@ type TLSFiles struct {
 	Insecure   bool   // accept any server certificate (tests only)
 }
 
-// TLSConfig loads f into a client TLS configuration (TLS 1.2 or later).
+// ClientTLSConfig loads f into a client TLS configuration (TLS 1.2 or later).
 // Errors name the file at fault.
-func TLSConfig(f TLSFiles) (*tls.Config, error) {
+func ClientTLSConfig(f ClientTLSFiles) (*tls.Config, error) {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: f.ServerName, InsecureSkipVerify: f.Insecure} //nolint:gosec // Insecure is documented as test-only
 	if f.CAFile != "" {
 		pem, err := os.ReadFile(f.CAFile)
