@@ -54,6 +54,7 @@ type conn struct {
 	connected  bool // CONNACK queued
 	session    *actor.PID
 	early      []*inbound           // received between CONNECT and attached
+	earlyFail  *readFailed          // the reader's failure between CONNECT and attached, after early
 	faults     *transport.FaultPlan // test seam; nil in production
 	dog        *time.Timer          // progress watchdog
 	identity   string               // use_identity_as_username mode, or ""
@@ -96,7 +97,7 @@ func (b *Broker) serveConn(srv *transport.Server, nc net.Conn, listener string, 
 	rd.rctx, c.cancel = context.WithCancel(context.Background())
 	reply := make(chan *actor.PID, 1)
 	b.stats.conns.Add(1)
-	b.sys.Root.Send(b.pipes, &spawnPipe{props: actor.PropsFromProducer(func() actor.Actor { return c }), reply: reply})
+	b.sys.Root.Send(b.pipes, &spawnPipe{props: actor.PropsFromProducer(func() actor.Actor { return c }, actor.WithDispatcher(connDispatcher)), reply: reply})
 	select {
 	case rd.self = <-reply:
 	case <-time.After(10 * time.Second):
@@ -116,6 +117,14 @@ func (c *conn) Receive(ctx actor.Context) {
 	case *inbound:
 		c.packet(ctx, m)
 	case *readFailed:
+		if !m.connect && c.connecting && c.session == nil {
+			// The session may have sent the CONNACK already: the failure
+			// is answered as on a connected client (a v5 DISCONNECT with
+			// the reason), in order after what was read before it, once
+			// the session has answered (attached).
+			c.earlyFail = m
+			return
+		}
 		c.readFailed(ctx, m)
 	case *attached:
 		c.attached(ctx, m)
@@ -611,3 +620,13 @@ func (c *conn) selfID() string {
 	}
 	return c.self.Id
 }
+
+// connDispatcher runs a connection actor's mailbox on the goroutine that
+// sends to it, when the mailbox is idle: mostly the connection's own
+// reader, so a packet is handled by the goroutine that read it, without
+// waking another (one goroutine hand-off fewer per packet). A message sent
+// while the mailbox is being processed is queued and taken by the
+// goroutine already processing it, as with any mailbox. The actor never
+// blocks, so running it on a sender's goroutine delays that sender by the
+// actor's handling time only.
+var connDispatcher = actor.NewSynchronizedDispatcher(300)

@@ -237,6 +237,11 @@ func (c *conn) attached(ctx actor.Context, m *attached) {
 			c.detach(ctx, true, nil)
 		}
 		ctx.Stop(c.self)
+		return
+	}
+	if f := c.earlyFail; f != nil {
+		c.earlyFail = nil
+		c.readFailed(ctx, f)
 	}
 }
 

@@ -16,20 +16,16 @@ func (c *conn) packet(ctx actor.Context, m *inbound) {
 		c.release(m)
 		return
 	}
-	if cp, ok := m.pkt.(*protocol.Connect); ok {
-		if c.connecting || c.connected {
-			// [MQTT-3.1.0-2] a second CONNECT is a protocol violation.
-			c.release(m)
-			c.fail(ctx, protocol.ReasonProtocolError, errors.New("second CONNECT"), true)
-			return
-		}
+	if cp, ok := m.pkt.(*protocol.Connect); ok && !c.connecting && !c.connected {
 		c.connect(ctx, cp)
 		return
 	}
 	if c.session == nil {
 		// Between CONNECT and the session's answer: keep packets in order
 		// (bounded by reader credit); nothing may be sent before CONNACK
-		// [MQTT-3.2.0-1], so even PINGREQ and DISCONNECT wait.
+		// [MQTT-3.2.0-1], so even PINGREQ and DISCONNECT wait. A second
+		// CONNECT waits too: the session may have sent the CONNACK, so the
+		// answer is a DISCONNECT after it.
 		c.early = append(c.early, m)
 		return
 	}
@@ -39,6 +35,11 @@ func (c *conn) packet(ctx actor.Context, m *inbound) {
 // handle processes one packet once the session is known.
 func (c *conn) handle(ctx actor.Context, m *inbound) {
 	switch p := m.pkt.(type) {
+	case *protocol.Connect:
+		// [MQTT-3.1.0-2] a second CONNECT is a protocol violation.
+		c.release(m)
+		c.fail(ctx, protocol.ReasonProtocolError, errors.New("second CONNECT"), true)
+		return
 	case *protocol.Pingreq:
 		c.release(m)
 		c.sendNow(&protocol.Pingresp{}) // [MQTT-3.12.4-1]

@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -37,6 +38,12 @@ const (
 	// does not reallocate.
 	retainBatch = 4096
 	shrinkAfter = 64
+
+	// inlineGap: an Enqueue onto an empty queue writes at once, on the
+	// caller's goroutine, when the connection's last write began at least
+	// this long ago (see writeInline). Closer together, buffers go to the
+	// writer goroutine, which batches them into one vectored write.
+	inlineGap = 100 * time.Microsecond
 
 	// idleExit is how long a writer goroutine waits for more to write
 	// before it exits; the next Enqueue starts another. A busy connection
@@ -108,6 +115,13 @@ type Outbound struct {
 	state   uint8    // stateOpen → stateDraining → stateClosed, under mu
 	queue   [][]byte // accepted, not yet taken by the writer, under mu
 	running bool     // a writer goroutine runs (or is starting), under mu
+	writing bool     // the writer goroutine has taken a batch it is writing, under mu
+	inline  bool     // an Enqueue is writing on its own goroutine (writeInline), under mu
+
+	// raw is the socket for inline writes: set for kernel sockets of an
+	// Outbound without Release or Faults, nil otherwise.
+	raw       syscall.RawConn
+	lastWrite atomic.Int64 // time since epoch when the last write began
 
 	idleCheck atomic.Bool // the writer's idle timer fired: see run
 
@@ -123,6 +137,7 @@ type Outbound struct {
 	writes    atomic.Int64 // write calls (vectored or coalesced)
 	maxBatch  atomic.Int64 // most buffers in one batch
 	queueFull atomic.Int64 // ErrQueueFull rejections
+	inlines   atomic.Int64 // inline writes
 
 	// Owned by the running writer goroutine (one at a time; handed from
 	// one to the next under mu).
@@ -170,6 +185,13 @@ func NewOutbound(c net.Conn, opts Options) *Outbound {
 		// Only the kernel sockets of package net implement vectored writes;
 		// net.Buffers.WriteTo falls back to one Write per buffer elsewhere.
 		o.vectored = true
+		if sc, ok := c.(syscall.Conn); ok && inlineSupported && o.release == nil && o.faults == nil {
+			// Inline writes split buffers on a short write, which Release
+			// could not be told of; the fault seam lives in the writer.
+			if raw, err := sc.SyscallConn(); err == nil {
+				o.raw = raw
+			}
+		}
 	}
 	return o
 }
@@ -187,27 +209,7 @@ func (o *Outbound) Enqueue(buf []byte) error {
 	if len(buf) == 0 {
 		return o.failInvalid()
 	}
-	n := int64(len(buf))
-	o.mu.Lock()
-	if o.state != stateOpen {
-		o.mu.Unlock()
-		return o.closedErr()
-	}
-	if !o.admit(n) {
-		o.mu.Unlock()
-		o.queueFull.Add(1)
-		return ErrQueueFull
-	}
-	wasEmpty := len(o.queue) == 0
-	o.queue = append(o.queue, buf)
-	start := o.startLocked()
-	o.mu.Unlock()
-	if start {
-		go o.run()
-	} else if wasEmpty {
-		o.signal()
-	}
-	return nil
+	return o.enqueue(int64(len(buf)), buf, nil)
 }
 
 // EnqueueBatch hands all of bufs to the writer atomically: either every
@@ -224,6 +226,15 @@ func (o *Outbound) EnqueueBatch(bufs ...[]byte) error {
 	if len(bufs) == 0 {
 		return nil
 	}
+	return o.enqueue(n, nil, bufs)
+}
+
+// enqueue accepts one buffer (bufs nil) or bufs (n bytes in all, none
+// empty) and either writes them at once on the caller's goroutine (see
+// writeInline) or queues them for the writer goroutine, starting or waking
+// it. One buffer comes apart from the slice so that Enqueue allocates
+// nothing.
+func (o *Outbound) enqueue(n int64, one []byte, bufs [][]byte) error {
 	o.mu.Lock()
 	if o.state != stateOpen {
 		o.mu.Unlock()
@@ -235,7 +246,17 @@ func (o *Outbound) EnqueueBatch(bufs ...[]byte) error {
 		return ErrQueueFull
 	}
 	wasEmpty := len(o.queue) == 0
-	o.queue = append(o.queue, bufs...)
+	if wasEmpty && o.raw != nil && len(bufs) <= maxIOV && !o.writing && !o.inline && o.sinceWrite() >= inlineGap {
+		o.inline = true
+		o.mu.Unlock()
+		o.writeInline(one, bufs)
+		return nil
+	}
+	if bufs == nil {
+		o.queue = append(o.queue, one)
+	} else {
+		o.queue = append(o.queue, bufs...)
+	}
 	start := o.startLocked()
 	o.mu.Unlock()
 	if start {
@@ -341,6 +362,7 @@ type OutboundStats struct {
 	Writes       int64 // write calls; vectored ones carry up to 1024 buffers each
 	MaxBatch     int64 // most buffers taken at one wake-up
 	QueueFull    int64 // ErrQueueFull rejections
+	Inline       int64 // writes made by Enqueue itself (writeInline), counted in Writes too
 }
 
 // Stats returns the counters. Each is read atomically; the set is not one
@@ -355,6 +377,7 @@ func (o *Outbound) Stats() OutboundStats {
 		Writes:       o.writes.Load(),
 		MaxBatch:     o.maxBatch.Load(),
 		QueueFull:    o.queueFull.Load(),
+		Inline:       o.inlines.Load(),
 	}
 }
 
@@ -562,10 +585,14 @@ func (o *Outbound) take(prev [][]byte) (batch [][]byte, draining, empty bool) {
 		prev = nil // the burst has passed: do not keep its array alive
 	}
 	o.mu.Lock()
-	if len(o.queue) == 0 && o.state == stateOpen {
+	o.writing = false
+	if o.inline && o.state != stateClosed || len(o.queue) == 0 && o.state == stateOpen {
+		// Nothing queued, or an inline write is under way: wait. The
+		// inline writer wakes this one when it leaves something queued.
 		o.mu.Unlock()
 		return prev, false, true
 	}
+	o.writing = true
 	batch, o.queue = o.queue, prev
 	draining = o.state == stateDraining
 	o.mu.Unlock()
@@ -579,6 +606,7 @@ func (o *Outbound) write(batch [][]byte) error {
 			return err
 		}
 	}
+	o.lastWrite.Store(int64(time.Since(o.epoch)))
 	o.batches.Add(1)
 	o.buffers.Add(int64(len(batch)))
 	if n := int64(len(batch)); n > o.maxBatch.Load() {
@@ -724,4 +752,109 @@ func classify(err error) CloseReason {
 	default:
 		return ReasonWriteError
 	}
+}
+
+// sinceWrite is the time since the last write began.
+func (o *Outbound) sinceWrite() time.Duration {
+	return time.Since(o.epoch) - time.Duration(o.lastWrite.Load())
+}
+
+// writeInline writes bufs (accepted and counted, the queue empty, no
+// writer busy: inline is set) on the caller's goroutine with one
+// non-blocking vectored write, so a lightly loaded connection's message
+// reaches the socket without waking the writer goroutine: one goroutine
+// hand-off fewer on the way from publisher to subscriber. What the socket
+// does not take at once (a full send buffer) goes to the front of the
+// queue for the writer goroutine, which waits under the write deadline.
+// The caller never blocks on the network.
+func (o *Outbound) writeInline(one []byte, bufs [][]byte) {
+	o.lastWrite.Store(int64(time.Since(o.epoch)))
+	n, err, tried := o.tryWrite(one, bufs)
+	if !tried && err != nil {
+		// The poller refused before writing: a write deadline left by an
+		// earlier batch has passed (the writer sets one per batch). While
+		// open, clear it and try once more.
+		o.mu.Lock()
+		open := o.state == stateOpen
+		if open {
+			_ = o.conn.SetWriteDeadline(time.Time{})
+		}
+		o.mu.Unlock()
+		if open {
+			n, err, tried = o.tryWrite(one, bufs)
+		}
+	}
+	if tried {
+		o.inlines.Add(1)
+		o.buffers.Add(int64(max(len(bufs), 1)))
+		o.writes.Add(1)
+		o.progressed(int64(n))
+	}
+	if tried && err != nil {
+		o.mu.Lock()
+		o.inline = false
+		o.mu.Unlock()
+		o.closeWith(classify(err), err)
+		return
+	}
+	rest := unwritten(one, bufs, n)
+	o.mu.Lock()
+	o.inline = false
+	if len(rest) > 0 {
+		o.queue = append(rest, o.queue...)
+	}
+	kick := len(o.queue) > 0 || o.state != stateOpen
+	start := kick && o.startLocked()
+	o.mu.Unlock()
+	if start {
+		go o.run()
+	} else if kick {
+		o.signal()
+	}
+}
+
+// tryWrite makes one non-blocking vectored write of bufs. tried reports
+// whether the write was attempted; if not, err is the poller's refusal
+// (closed, or a passed deadline). A full socket is n < total, err nil.
+func (o *Outbound) tryWrite(one []byte, bufs [][]byte) (n int, err error, tried bool) {
+	rerr := o.raw.Write(func(fd uintptr) bool {
+		tried = true
+		if bufs == nil {
+			n, err = write1(int(fd), one)
+		} else {
+			n, err = writev(int(fd), bufs)
+		}
+		return true // one attempt: never wait for the socket here
+	})
+	if !tried {
+		return 0, rerr, false
+	}
+	if n < 0 {
+		n = 0
+	}
+	if err == syscall.EAGAIN || err == syscall.EINTR {
+		err = nil
+	}
+	return n, err, true
+}
+
+// unwritten returns what of one (bufs nil) or bufs is left after n bytes
+// were written, as a new slice (bufs may be the caller's), or nil when all
+// was written.
+func unwritten(one []byte, bufs [][]byte, n int) [][]byte {
+	if bufs == nil {
+		if n < len(one) {
+			return [][]byte{one[n:]}
+		}
+		return nil
+	}
+	for i, b := range bufs {
+		if n < len(b) {
+			rest := make([][]byte, 0, len(bufs)-i)
+			rest = append(rest, b[n:])
+			return append(rest, bufs[i+1:]...)
+		}
+		n -= len(b)
+	}
+	return nil
 }

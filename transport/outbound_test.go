@@ -274,6 +274,21 @@ func TestOrderAcrossBatchesTCP(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("reader did not reach EOF")
 	}
+	checkRecords(t, stream, producers, perProd)
+	st := o.Stats()
+	if st.Buffers != total || st.BytesWritten != st.BytesQueued {
+		t.Errorf("stats %+v: want %d buffers and all queued bytes written", st, total)
+	}
+	tr.Check(t)
+	t.Logf("%d buffers in %d batches, %d write calls, max batch %d, %d queue-full retries",
+		st.Buffers, st.Batches, st.Writes, st.MaxBatch, st.QueueFull)
+}
+
+// checkRecords parses a stream of makeRecord records from producers
+// producers: every record intact, each producer's perProd records in
+// order, and every batch contiguous.
+func checkRecords(t *testing.T, stream []byte, producers, perProd int) {
+	t.Helper()
 	next := make([]int, producers)
 	var batchLeft, batchProd int
 	records := 0
@@ -310,13 +325,6 @@ func TestOrderAcrossBatchesTCP(t *testing.T) {
 			t.Errorf("producer %d: %d records, want %d", p, n, perProd)
 		}
 	}
-	st := o.Stats()
-	if st.Buffers != total || st.BytesWritten != st.BytesQueued {
-		t.Errorf("stats %+v: want %d buffers and all queued bytes written", st, total)
-	}
-	tr.Check(t)
-	t.Logf("%d buffers in %d batches, %d write calls, max batch %d, %d queue-full retries",
-		st.Buffers, st.Batches, st.Writes, st.MaxBatch, st.QueueFull)
 }
 
 // A nil or empty buffer anywhere on the send path fails the Outbound closed
