@@ -283,7 +283,7 @@ func (rd *connReader) run() *transport.Park {
 		if err := c.credit.Acquire(rd.rctx, cost); err != nil {
 			return rd.finish() // the actor is gone
 		}
-		pkt, err := protocol.Decode(h, clone(body), rd.version)
+		pkt, err := decodeInbound(h, clone(body), rd.version)
 		if err != nil {
 			c.credit.Release(cost)
 			rd.fail(err, nil)

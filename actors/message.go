@@ -22,7 +22,9 @@ type Message struct {
 	// Format Indicator, Content Type, Response Topic, Correlation Data and
 	// User Properties, unchanged [MQTT-3.3.2-4] [MQTT-3.3.2-15]
 	// [MQTT-3.3.2-17] [MQTT-3.3.2-20]. Message Expiry is kept in Expires.
-	Props   protocol.Properties
+	// Nil when the message has none of them (most do not): the block is
+	// some 330 bytes. Read it through properties.
+	Props   *protocol.Properties
 	From    string    // publishing client id, for No Local; "" from the broker
 	Expires time.Time // zero: never expires
 	size    int
@@ -52,7 +54,7 @@ func (m *Message) head(qos byte, v protocol.Version, retain bool) ([]byte, error
 		pub.PacketID = 1
 	}
 	if v >= protocol.Version5 {
-		pub.Props = m.Props
+		pub.Props = *m.properties()
 	}
 	h, err := pub.AppendHeaderOnly(make([]byte, 0, pub.Len(v)-len(pub.Payload)), v)
 	if err != nil {
@@ -66,7 +68,7 @@ func (m *Message) head(qos byte, v protocol.Version, retain bool) ([]byte, error
 // header's end: v5 puts the properties after it.
 func (m *Message) idBack(v protocol.Version) int {
 	if v >= protocol.Version5 {
-		return 2 + m.Props.Len(protocol.TypePublish)
+		return 2 + m.properties().Len(protocol.TypePublish)
 	}
 	return 2
 }
@@ -76,26 +78,52 @@ func (m *Message) idBack(v protocol.Version) int {
 func newMessage(p *protocol.Publish, from string, now time.Time) *Message {
 	m := &Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, From: from}
 	src := &p.Props
-	for _, id := range [...]protocol.PropID{protocol.PropPayloadFormat, protocol.PropContentType,
-		protocol.PropResponseTopic, protocol.PropCorrelationData} {
+	var fwd *protocol.Properties
+	for _, id := range forwardedProps {
 		if src.Has(id) {
-			m.Props.Set(id)
+			if fwd == nil {
+				fwd = new(protocol.Properties)
+			}
+			fwd.Set(id)
 		}
 	}
-	m.Props.PayloadFormat = src.PayloadFormat
-	m.Props.ContentType = src.ContentType
-	m.Props.ResponseTopic = src.ResponseTopic
-	m.Props.CorrelationData = src.CorrelationData
-	m.Props.User = src.User
+	if fwd == nil && len(src.User) > 0 {
+		fwd = new(protocol.Properties)
+	}
+	if fwd != nil {
+		fwd.PayloadFormat = src.PayloadFormat
+		fwd.ContentType = src.ContentType
+		fwd.ResponseTopic = src.ResponseTopic
+		fwd.CorrelationData = src.CorrelationData
+		fwd.User = src.User
+		m.Props = fwd
+	}
 	if src.Has(protocol.PropMessageExpiry) {
 		m.Expires = now.Add(time.Duration(src.MessageExpiry) * time.Second)
 	}
-	m.size = 64 + len(m.Topic) + len(m.Payload) + len(m.Props.ContentType) + len(m.Props.ResponseTopic) +
-		len(m.Props.CorrelationData)
-	for _, u := range m.Props.User {
+	m.size = 64 + len(m.Topic) + len(m.Payload) + len(src.ContentType) + len(src.ResponseTopic) +
+		len(src.CorrelationData)
+	for _, u := range src.User {
 		m.size += 4 + len(u.Key) + len(u.Value)
 	}
 	return m
+}
+
+// forwardedProps are the PUBLISH properties a Message keeps besides User
+// Properties.
+var forwardedProps = [...]protocol.PropID{protocol.PropPayloadFormat, protocol.PropContentType,
+	protocol.PropResponseTopic, protocol.PropCorrelationData}
+
+// noProps is the empty properties block of a Message without any.
+var noProps protocol.Properties
+
+// properties returns m's forwarded properties, or an empty block; the
+// result must not be modified.
+func (m *Message) properties() *protocol.Properties {
+	if m.Props != nil {
+		return m.Props
+	}
+	return &noProps
 }
 
 // expired reports whether m's Message Expiry Interval has passed.

@@ -82,6 +82,8 @@ func (s *session) Receive(ctx actor.Context) {
 		if s.conn != nil && m.gen == s.conn.gen {
 			s.inbound(ctx, m.pkt)
 		}
+		recycle(m.pkt)
+		m.pkt = nil
 		if m.credit != nil {
 			m.credit.Release(m.cost)
 		}
@@ -307,6 +309,22 @@ func (s *session) send(p protocol.Packet) bool {
 	buf, err := p.Append(make([]byte, 0, p.Len(s.conn.version)), s.conn.version)
 	if err != nil {
 		s.log.Error("encode", "packet", p.Type().String(), "reason", err)
+		return false
+	}
+	return s.conn.out.Enqueue(buf) == nil
+}
+
+// sendAck is send for an acknowledgement: the concrete type keeps a (and
+// its properties block) off the heap, where the Packet interface would
+// move it there: one allocation fewer per QoS 1/2 message.
+func (s *session) sendAck(a *protocol.Ack) bool {
+	if s.conn == nil {
+		return false
+	}
+	v := s.conn.version
+	buf, err := a.Append(make([]byte, 0, a.Len(v)), v)
+	if err != nil {
+		s.log.Error("encode", "packet", a.Type().String(), "reason", err)
 		return false
 	}
 	return s.conn.out.Enqueue(buf) == nil

@@ -38,14 +38,14 @@ func (s *session) inPublish(ctx actor.Context, p *protocol.Publish) {
 		s.b.publish(ctx, newMessage(p, s.clientID, now))
 	case 1:
 		n := s.b.publish(ctx, newMessage(p, s.clientID, now))
-		ack := &protocol.Ack{Kind: protocol.TypePuback, PacketID: p.PacketID} // [MQTT-4.3.2-2]
+		ack := protocol.Ack{Kind: protocol.TypePuback, PacketID: p.PacketID} // [MQTT-4.3.2-2]
 		if n == 0 && s.v5() {
 			ack.Reason = protocol.ReasonNoMatchingSubscribers
 		}
-		s.send(ack)
+		s.sendAck(&ack)
 		s.conn.quota.Add(-1) // PUBACK returns the send quota (4.9)
 	case 2:
-		ack := &protocol.Ack{Kind: protocol.TypePubrec, PacketID: p.PacketID} // [MQTT-4.3.3-8]
+		ack := protocol.Ack{Kind: protocol.TypePubrec, PacketID: p.PacketID} // [MQTT-4.3.3-8]
 		if gen, dup := s.awaitRel[p.PacketID]; dup {
 			// Already delivered: acknowledge again, deliver nothing. The
 			// resend took quota; count the id on this pipe once.
@@ -53,7 +53,7 @@ func (s *session) inPublish(ctx actor.Context, p *protocol.Publish) {
 				s.conn.quota.Add(-1)
 			}
 			s.awaitRel[p.PacketID] = s.conn.gen
-			s.send(ack)
+			s.sendAck(&ack)
 			return
 		}
 		n := s.b.publish(ctx, newMessage(p, s.clientID, now))
@@ -61,14 +61,14 @@ func (s *session) inPublish(ctx actor.Context, p *protocol.Publish) {
 		if n == 0 && s.v5() {
 			ack.Reason = protocol.ReasonNoMatchingSubscribers
 		}
-		s.send(ack)
+		s.sendAck(&ack)
 	}
 }
 
 func (s *session) inAck(ctx actor.Context, a *protocol.Ack) {
 	switch a.Kind {
 	case protocol.TypePubrel:
-		comp := &protocol.Ack{Kind: protocol.TypePubcomp, PacketID: a.PacketID} // [MQTT-4.3.3-11]
+		comp := protocol.Ack{Kind: protocol.TypePubcomp, PacketID: a.PacketID} // [MQTT-4.3.3-11]
 		if gen, ok := s.awaitRel[a.PacketID]; ok {
 			delete(s.awaitRel, a.PacketID) // [MQTT-4.3.3-10] discard the stored id
 			if gen == s.conn.gen {
@@ -77,7 +77,7 @@ func (s *session) inAck(ctx actor.Context, a *protocol.Ack) {
 		} else if s.v5() {
 			comp.Reason = protocol.ReasonPacketIdentifierNotFound
 		}
-		s.send(comp)
+		s.sendAck(&comp)
 	case protocol.TypePuback:
 		if om := s.inflightMsg(a.PacketID); om != nil && om.d.qos == 1 && om.state == outSent {
 			s.remove(a.PacketID) // [MQTT-4.3.2-?] the packet id is free again
@@ -88,9 +88,9 @@ func (s *session) inAck(ctx actor.Context, a *protocol.Ack) {
 		switch {
 		case om == nil || om.d.qos != 2:
 			if s.v5() {
-				s.send(&protocol.Ack{Kind: protocol.TypePubrel, PacketID: a.PacketID, Reason: protocol.ReasonPacketIdentifierNotFound})
+				s.sendAck(&protocol.Ack{Kind: protocol.TypePubrel, PacketID: a.PacketID, Reason: protocol.ReasonPacketIdentifierNotFound})
 			} else {
-				s.send(&protocol.Ack{Kind: protocol.TypePubrel, PacketID: a.PacketID})
+				s.sendAck(&protocol.Ack{Kind: protocol.TypePubrel, PacketID: a.PacketID})
 			}
 		case a.Reason.IsError():
 			// v5: a PUBREC with an error ends the exchange (4.3.3).
@@ -98,7 +98,7 @@ func (s *session) inAck(ctx actor.Context, a *protocol.Ack) {
 			s.pump(ctx)
 		default:
 			om.state = outRelSent // [MQTT-4.3.3-4] send PUBREL, discard the message
-			s.send(&protocol.Ack{Kind: protocol.TypePubrel, PacketID: a.PacketID})
+			s.sendAck(&protocol.Ack{Kind: protocol.TypePubrel, PacketID: a.PacketID})
 		}
 	case protocol.TypePubcomp:
 		if om := s.inflightMsg(a.PacketID); om != nil && om.state == outRelSent {
@@ -225,7 +225,7 @@ func (s *session) pump(ctx actor.Context) {
 // QoS 0 leaves the queue when sent or dropped.
 func (s *session) transmit(e *list.Element, om *outMsg, now time.Time) bool {
 	if om.state == outRelSent {
-		if !s.send(&protocol.Ack{Kind: protocol.TypePubrel, PacketID: om.id}) {
+		if !s.sendAck(&protocol.Ack{Kind: protocol.TypePubrel, PacketID: om.id}) {
 			s.retryLater()
 			return false
 		}
@@ -400,7 +400,7 @@ func (s *session) encodePublish(om *outMsg, now time.Time) *protocol.Publish {
 	p := &protocol.Publish{Topic: m.Topic, Payload: m.Payload, QoS: om.d.qos, Retain: om.d.retain,
 		Dup: om.dup && om.d.qos > 0, PacketID: om.id}
 	if s.conn.version >= protocol.Version5 {
-		p.Props = m.Props
+		p.Props = *m.properties()
 		if exp, ok := m.remainingExpiry(now); ok {
 			p.Props.MessageExpiry = exp
 			p.Props.Set(protocol.PropMessageExpiry)
