@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"sync/atomic"
@@ -46,7 +45,7 @@ type conn struct {
 	quota    atomic.Int32 // see connHandle.quota
 	cancel   context.CancelFunc
 	self     *actor.PID
-	log      *slog.Logger
+	log      connLog // attributes added per line
 
 	version    protocol.Version
 	clientID   string
@@ -67,6 +66,7 @@ type conn struct {
 	pendingWill   bool
 	pendingExpiry *time.Duration
 	expiry0       bool // CONNECT had Session Expiry 0 (v5 3.14.2.2.2)
+	logClient     bool // log lines carry "client": the CONNECT passed its checks
 }
 
 // serveConn runs one accepted socket: it builds the connection, spawns its
@@ -85,7 +85,7 @@ func (b *Broker) serveConn(srv *transport.Server, nc net.Conn, listener string, 
 	}
 	c := &conn{b: b, nc: nc, listener: listener, id: b.pipeSeq.Add(1), remote: nc.RemoteAddr().String(),
 		faults: b.faults(), identity: so.IdentityMode, internal: so.Internal}
-	c.log = b.log.With("listener", listener, "remote", c.remote, "pipe", c.id)
+	c.log = connLog{c}
 	rd := &connReader{c: c, srv: srv, sys: b.sys, limit: b.opt.ConnectTimeout}
 	c.out = transport.NewOutbound(nc, transport.Options{
 		MaxPending:   b.opt.MaxOutboundBytes,

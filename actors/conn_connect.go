@@ -206,7 +206,7 @@ func (c *conn) connect(ctx actor.Context, cp *protocol.Connect) {
 			p.Set(protocol.PropSessionExpiry)
 		}
 	}
-	c.log = c.log.With("client", id)
+	c.logClient = true
 	c.describe()
 	c.connecting = true // until attached: see stop
 	ctx.Send(c.b.registry, &connectReq{clientID: id, attach: &attach{conn: h, cleanStart: cp.CleanStart,

@@ -22,3 +22,41 @@ func (q quietHandler) WithAttrs(a []slog.Attr) slog.Handler {
 func (q quietHandler) WithGroup(n string) slog.Handler {
 	return quietHandler{h: q.h.WithGroup(n), min: q.min}
 }
+
+// connLog is a connection's logger: its attributes (listener, remote,
+// pipe, and client once the CONNECT is accepted) are put together only when
+// a line is written, so an idle connection holds no logger of its own.
+type connLog struct{ c *conn }
+
+func (l connLog) Debug(msg string, args ...any) { l.log(slog.LevelDebug, msg, args) }
+func (l connLog) Info(msg string, args ...any)  { l.log(slog.LevelInfo, msg, args) }
+
+func (l connLog) log(level slog.Level, msg string, args []any) {
+	c := l.c
+	lg := c.b.log
+	if !lg.Enabled(context.Background(), level) {
+		return
+	}
+	attrs := make([]any, 0, 8+len(args))
+	attrs = append(attrs, "listener", c.listener, "remote", c.remote, "pipe", c.id)
+	if c.logClient {
+		attrs = append(attrs, "client", c.clientID)
+	}
+	lg.Log(context.Background(), level, msg, append(attrs, args...)...)
+}
+
+// sessionLog is a session's logger: "client" is added when a line is
+// written.
+type sessionLog struct{ s *session }
+
+func (l sessionLog) Debug(msg string, args ...any) { l.log(slog.LevelDebug, msg, args) }
+func (l sessionLog) Warn(msg string, args ...any)  { l.log(slog.LevelWarn, msg, args) }
+func (l sessionLog) Error(msg string, args ...any) { l.log(slog.LevelError, msg, args) }
+
+func (l sessionLog) log(level slog.Level, msg string, args []any) {
+	lg := l.s.b.log
+	if !lg.Enabled(context.Background(), level) {
+		return
+	}
+	lg.Log(context.Background(), level, msg, append([]any{"client", l.s.clientID}, args...)...)
+}

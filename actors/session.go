@@ -2,7 +2,6 @@ package actors
 
 import (
 	"container/list"
-	"log/slog"
 	"sync/atomic"
 	"time"
 
@@ -60,14 +59,15 @@ type session struct {
 	backlog                            atomic.Int64      // see subEntry.backlog
 	writerFull                         bool              // the connection's writer refused a QoS 1/2 message: ErrQueueFull
 	aliases                            map[string]uint16 // outbound topic aliases of this connection
-	log                                *slog.Logger
+	log                                sessionLog // "client" added per line
 }
 
 func newSession(b *Broker, clientID string) actor.Producer {
 	return func() actor.Actor {
-		return &session{b: b, clientID: clientID, subs: map[string]*subscription{},
-			inflight: map[uint16]*list.Element{}, sent: list.New(), queue: list.New(), awaitRel: map[uint16]uint64{},
-			log: b.log.With("client", clientID)}
+		s := &session{b: b, clientID: clientID, subs: map[string]*subscription{},
+			inflight: map[uint16]*list.Element{}, sent: list.New(), queue: list.New(), awaitRel: map[uint16]uint64{}}
+		s.log = sessionLog{s}
+		return s
 	}
 }
 
