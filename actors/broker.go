@@ -27,6 +27,12 @@ type Broker struct {
 	topics   *actor.PID
 	pipes    *actor.PID
 
+	// Every connection actor is spawned from pipeProps and every session
+	// from sessionProps: one Props each, not one per actor.
+	pipeProps    *actor.Props
+	sessionProps *actor.Props
+	restarts     handoff // see handoff
+
 	pipeSeq      atomic.Uint64
 	backlogDrops atomic.Uint64 // messages dropped at the router for a full session backlog
 	cursors      sync.Map      // shared group round-robin cursors
@@ -72,6 +78,8 @@ func New(opt Options) *Broker {
 		return slog.New(quietHandler{h: b.log.Handler(), min: slog.LevelWarn}).With("lib", "protoactor")
 	}
 	b.sys = actor.NewActorSystem(actor.WithLoggerFactory(lf))
+	b.pipeProps = actor.PropsFromProducer(func() actor.Actor { return &pipeActor{b: b} }, actor.WithDispatcher(connDispatcher))
+	b.sessionProps = actor.PropsFromProducer(newSession(b), actor.WithDispatcher(sessionDispatcher))
 	pipeStrategy := opt.PipeStrategy
 	if pipeStrategy == nil {
 		pipeStrategy = actor.NewOneForOneStrategy(0, time.Second, func(any) actor.Directive { return actor.StopDirective })
@@ -105,9 +113,9 @@ func New(opt Options) *Broker {
 	return b
 }
 
-// spawnPipe asks the pipes actor to start a connection actor.
+// spawnPipe asks the pipes actor to start the connection actor of c.
 type spawnPipe struct {
-	props *actor.Props
+	c     *conn
 	reply chan<- *actor.PID // buffered
 }
 
@@ -117,7 +125,9 @@ type broadcast struct{ msg any }
 func pipesReceive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *spawnPipe:
-		m.reply <- ctx.Spawn(m.props)
+		pid := ctx.Spawn(m.c.b.pipeProps)
+		ctx.Send(pid, m.c) // its first message: see pipeActor
+		m.reply <- pid
 	case *broadcast:
 		for _, c := range ctx.Children() {
 			ctx.Send(c, m.msg)

@@ -97,7 +97,7 @@ func (b *Broker) serveConn(srv *transport.Server, nc net.Conn, listener string, 
 	rd.rctx, c.cancel = context.WithCancel(context.Background())
 	reply := make(chan *actor.PID, 1)
 	b.stats.conns.Add(1)
-	b.sys.Root.Send(b.pipes, &spawnPipe{props: actor.PropsFromProducer(func() actor.Actor { return c }, actor.WithDispatcher(connDispatcher)), reply: reply})
+	b.sys.Root.Send(b.pipes, &spawnPipe{c: c, reply: reply})
 	select {
 	case rd.self = <-reply:
 	case <-time.After(10 * time.Second):
@@ -109,11 +109,41 @@ func (b *Broker) serveConn(srv *transport.Server, nc net.Conn, listener string, 
 	return rd.run()
 }
 
+// pipeActor is the actor of one connection. All of them are spawned from
+// one Props (Broker.pipeProps), so the conn comes as the first message,
+// which the pipes actor sends right after the spawn; a restarted instance
+// takes the conn from the one it replaces (see handoff), and carries on
+// with it as before.
+type pipeActor struct {
+	b *Broker
+	c *conn
+}
+
 // Receive implements actor.Actor.
+func (a *pipeActor) Receive(ctx actor.Context) {
+	if a.c != nil {
+		if _, ok := ctx.Message().(*actor.Restarting); ok {
+			a.b.restarts.put(ctx.Self().Id, a.c)
+			return
+		}
+		a.c.Receive(ctx)
+		return
+	}
+	switch m := ctx.Message().(type) {
+	case *conn:
+		a.c = m
+		m.start(ctx)
+	case *actor.Started:
+		if c, ok := a.b.restarts.take(ctx.Self().Id).(*conn); ok {
+			a.c = c
+			c.start(ctx)
+		}
+	}
+}
+
+// Receive handles the messages of the connection's actor (pipeActor).
 func (c *conn) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
-	case *actor.Started:
-		c.start(ctx)
 	case *inbound:
 		c.packet(ctx, m)
 	case *readFailed:

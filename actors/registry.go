@@ -35,8 +35,7 @@ func (r *registry) Receive(ctx actor.Context) {
 			pid = nil
 		}
 		if pid == nil {
-			props := actor.PropsFromProducer(newSession(r.b, m.clientID), actor.WithDispatcher(sessionDispatcher))
-			pid = ctx.Spawn(props)
+			pid = ctx.Spawn(r.b.sessionProps)
 			r.sessions[m.clientID] = pid
 			r.b.stats.sessions.Add(1)
 		}

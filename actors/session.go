@@ -38,17 +38,17 @@ type session struct {
 
 	conn        *connHandle // nil while offline
 	expiry      time.Duration
-	subs        map[string]*subscription // by filter as subscribed ($share/... included)
+	subs        map[string]*subscription // by filter as subscribed ($share/... included); nil until the first
 	nextID      uint16
-	inflight    map[uint16]*list.Element // packet id → element of sent
-	sent        *list.List               // *outMsg with a packet id, in send order
-	queue       *list.List               // *outMsg waiting for the window or a connection
+	inflight    map[uint16]*list.Element // packet id → element of sent; nil until the first
+	sent        list.List                // *outMsg with a packet id, in send order
+	queue       list.List                // *outMsg waiting for the window or a connection
 	resend      bool                     // sent holds messages to send again (after a reconnect)
 	queued      int                      // messages in queue
 	dropped     int                      // messages dropped by the queue limits
 	queuedBytes int                      // bytes of the queued messages
 
-	awaitRel map[uint16]uint64 // QoS 2 received, PUBREC sent, PUBREL awaited [MQTT-4.3.3-9]: id → pipe that counted it
+	awaitRel map[uint16]uint64 // QoS 2 received, PUBREC sent, PUBREL awaited [MQTT-4.3.3-9]: id → pipe that counted it; nil until the first
 
 	will                               *Message
 	willDelay                          time.Duration
@@ -59,13 +59,16 @@ type session struct {
 	backlog                            atomic.Int64      // see subEntry.backlog
 	writerFull                         bool              // the connection's writer refused a QoS 1/2 message: ErrQueueFull
 	aliases                            map[string]uint16 // outbound topic aliases of this connection
-	log                                sessionLog // "client" added per line
+	log                                sessionLog        // "client" added per line
 }
 
-func newSession(b *Broker, clientID string) actor.Producer {
+// newSession is the producer of the one Props every session is spawned
+// from (Broker.sessionProps). A session learns its client id from its first
+// attach, which the registry sends right after the spawn; a restarted one
+// from the instance it replaces (see handoff).
+func newSession(b *Broker) actor.Producer {
 	return func() actor.Actor {
-		s := &session{b: b, clientID: clientID, subs: map[string]*subscription{},
-			inflight: map[uint16]*list.Element{}, sent: list.New(), queue: list.New(), awaitRel: map[uint16]uint64{}}
+		s := &session{b: b}
 		s.log = sessionLog{s}
 		return s
 	}
@@ -76,6 +79,11 @@ func (s *session) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		s.self = ctx.Self()
+		if id, ok := s.b.restarts.take(s.self.Id).(string); ok {
+			s.clientID = id
+		}
+	case *actor.Restarting:
+		s.b.restarts.put(ctx.Self().Id, s.clientID)
 	case *attach:
 		s.attach(ctx, m)
 	case *inbound:
@@ -125,6 +133,9 @@ func (s *session) Receive(ctx actor.Context) {
 // CONNACK first, then redelivery of unacknowledged messages in their
 // original order with DUP [MQTT-4.4.0-1], then the queue.
 func (s *session) attach(ctx actor.Context, a *attach) {
+	if s.clientID == "" {
+		s.clientID = a.conn.clientID // the first attach: see newSession
+	}
 	if s.ended {
 		// The registry sent this before it learnt the session ended; ask
 		// again (after our sessionEnded, so it spawns a fresh session).
@@ -193,12 +204,10 @@ func (s *session) reset(ctx actor.Context) {
 	if len(s.subs) > 0 {
 		ctx.Send(s.b.topics, &unsubscribeAll{clientID: s.clientID, session: s.self})
 	}
-	s.subs = map[string]*subscription{}
-	s.inflight = map[uint16]*list.Element{}
+	s.subs, s.inflight, s.awaitRel = nil, nil, nil
 	s.sent.Init()
 	s.queue.Init()
 	s.queued, s.queuedBytes, s.nextID = 0, 0, 0
-	s.awaitRel = map[uint16]uint64{}
 }
 
 func (s *session) detach(ctx actor.Context, d *detached) {

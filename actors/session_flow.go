@@ -57,6 +57,9 @@ func (s *session) inPublish(ctx actor.Context, p *protocol.Publish) {
 			return
 		}
 		n := s.b.publish(ctx, newMessage(p, s.clientID, now))
+		if s.awaitRel == nil {
+			s.awaitRel = map[uint16]uint64{}
+		}
 		s.awaitRel[p.PacketID] = s.conn.gen
 		if n == 0 && s.v5() {
 			ack.Reason = protocol.ReasonNoMatchingSubscribers
@@ -212,6 +215,9 @@ func (s *session) pump(ctx actor.Context) {
 			s.queuedBytes -= om.d.msg.size
 			om.id = id
 			e = s.sent.PushBack(om)
+			if s.inflight == nil {
+				s.inflight = map[uint16]*list.Element{}
+			}
 			s.inflight[id] = e
 		}
 		if !s.transmit(e, om, now) {
@@ -420,9 +426,9 @@ func (s *session) encodePublish(om *outMsg, now time.Time) *protocol.Publish {
 // [MQTT-3.10.4-3]. A message no other member can take stays here.
 func (s *session) reshareAll(ctx sender, only map[sharedRef]bool) {
 	if only == nil {
-		s.reshareList(ctx, s.sent, nil, 1) // first: they are older
+		s.reshareList(ctx, &s.sent, nil, 1) // first: they are older
 	}
-	s.reshareList(ctx, s.queue, only, 2)
+	s.reshareList(ctx, &s.queue, only, 2)
 }
 
 func (s *session) reshareList(ctx sender, l *list.List, only map[sharedRef]bool, maxQoS byte) {

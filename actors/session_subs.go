@@ -46,6 +46,9 @@ func (s *session) subscribe(ctx actor.Context, p *protocol.Subscribe) {
 		if !v5 {
 			e.subID = 0
 		}
+		if s.subs == nil {
+			s.subs = map[string]*subscription{}
+		}
 		s.subs[filter] = &subscription{filter: filter, entry: e}
 		send := false
 		switch f.RetainHandling {
