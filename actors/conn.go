@@ -52,6 +52,7 @@ type conn struct {
 	connecting bool // CONNECT received, CONNACK not yet
 	connected  bool // CONNACK queued
 	session    *actor.PID
+	hnd        *connHandle          // what the session is told of this connection (CONNECT accepted)
 	early      []*inbound           // received between CONNECT and attached
 	earlyFail  *readFailed          // the reader's failure between CONNECT and attached, after early
 	faults     *transport.FaultPlan // test seam; nil in production
@@ -557,6 +558,12 @@ func (c *conn) teardown(ctx actor.Context) {
 	}
 	c.closed = true
 	c.detach(ctx, true, nil)
+	if c.connecting && !c.hnd.link.CompareAndSwap(linkNone, linkGone) {
+		// The session attached this connection, but its attached is lost
+		// with this actor: tell it the way it learns of a connection actor
+		// that stopped without detaching.
+		ctx.Send(c.hnd.session, &connGone{gen: c.id})
+	}
 	if c.self != nil {
 		if _, ok := c.b.pipeInfo.LoadAndDelete(c.self.Id); ok {
 			c.b.stats.conns.Add(-1)

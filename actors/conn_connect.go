@@ -157,6 +157,7 @@ func (c *conn) connect(ctx actor.Context, cp *protocol.Connect) {
 	ack := &protocol.Connack{}
 	h := &connHandle{pid: c.self, out: c.out, gen: c.id, version: cp.Level, receiveMax: 65535,
 		clientID: id, remote: c.remote, quota: &c.quota, bridge: cp.Bridge}
+	c.hnd = h
 	if v5 {
 		if cp.Props.Has(protocol.PropReceiveMaximum) {
 			h.receiveMax = int(cp.Props.ReceiveMaximum)

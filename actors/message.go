@@ -163,7 +163,22 @@ type connHandle struct {
 	// PUBACK or PUBCOMP: the connection adds, the session subtracts; more
 	// than our Receive Maximum is DISCONNECT 0x93 [MQTT-3.3.4-7].
 	quota *atomic.Int32
+
+	// link settles, once, the race between the session attaching this
+	// connection and the connection actor stopping before it learnt its
+	// session (its attached is then lost with it, and it cannot detach):
+	// whichever side moves it from linkNone second acts. The session
+	// stores session before its move.
+	link    atomic.Int32
+	session *actor.PID
 }
+
+// connHandle.link states.
+const (
+	linkNone     int32 = iota
+	linkAttached       // the session attached; the connection, if it stops unattached, sends connGone
+	linkGone           // the connection actor stopped unattached; the session sends itself connGone
+)
 
 // Messages between actors. Commands are imperative, events past tense.
 

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -33,5 +34,42 @@ func TestPipeRestartKeepsConnection(t *testing.T) {
 	c.send(&protocol.Subscribe{PacketID: 1, Filters: []protocol.Subscription{{Filter: []byte("r/#"), QoS: 1}}})
 	if _, ok := c.recv().(*protocol.Suback); !ok {
 		t.Fatal("no SUBACK after the restart")
+	}
+}
+
+// TestPipeStopsBeforeAttached: a connection actor stopped (here by a panic
+// under the default Stop policy) around the time its session attaches
+// still detaches, whichever came first: its will goes out and its
+// clean session ends.
+func TestPipeStopsBeforeAttached(t *testing.T) {
+	b, addr := testBroker(t, TestOptions())
+	b.EnableFaults()
+	sub := dial(t, addr, protocol.Version5)
+	sub.connect("watcher", true)
+	sub.send(&protocol.Subscribe{PacketID: 1, Filters: []protocol.Subscription{{Filter: []byte("will/#")}}})
+	sub.recv()
+	for i := 0; i < 20; i++ {
+		id := fmt.Sprintf("doomed-%d", i)
+		c := dial(t, addr, protocol.Version5)
+		c.send(&protocol.Connect{Level: protocol.Version5, ClientID: []byte(id), CleanStart: true, KeepAlive: 30,
+			WillFlag: true, Will: protocol.Will{Topic: []byte("will/" + id), Payload: []byte("x")}})
+		deadline := time.Now().Add(5 * time.Second)
+		for !b.PanicPipe(id) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: no pipe", id)
+			}
+			time.Sleep(10 * time.Microsecond)
+		}
+		p, ok := sub.recv().(*protocol.Publish)
+		if !ok || string(p.Topic) != "will/"+id {
+			t.Fatalf("%s: got %+v, want its will", id, p)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for b.Stats().Sessions != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("sessions = %d, want 1 (the watcher)", b.Stats().Sessions)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -113,12 +113,6 @@ func (s *session) Receive(ctx actor.Context) {
 		s.end(ctx)
 	case *timerFired:
 		s.timer(ctx, m)
-	case *actor.Terminated:
-		// A system message: it overtakes the detached the connection sent
-		// before stopping. Look again behind that message.
-		if s.conn != nil && s.conn.pid.Equal(m.Who) {
-			ctx.Send(s.self, &connGone{gen: s.conn.gen})
-		}
 	case *connGone:
 		if s.conn != nil && s.conn.gen == m.gen {
 			s.log.Warn("connection actor stopped without detaching", "reason", "pipe terminated")
@@ -147,7 +141,6 @@ func (s *session) attach(ctx actor.Context, a *attach) {
 		// Its will goes out now unless the new connection resumes the
 		// session and the will has a delay (3.1.4, 3.1.3.2.2).
 		s.kickConn(ctx, protocol.ReasonSessionTakenOver, "session taken over")
-		ctx.Unwatch(s.conn.pid)
 		s.conn = nil
 		if s.will != nil && (a.cleanStart || s.willDelay == 0) {
 			s.publishWill(ctx)
@@ -176,7 +169,6 @@ func (s *session) attach(ctx actor.Context, a *attach) {
 	s.conn = a.conn
 	s.writerFull = false
 	s.aliases = nil                    // topic aliases live as long as one connection (3.3.2.3.4)
-	ctx.Watch(a.conn.pid)              // a connection actor that dies without detaching still detaches
 	a.connack.SessionPresent = present // [MQTT-3.2.2-2] [MQTT-3.2.2-3]
 	buf, err := a.connack.Append(nil, s.conn.version)
 	if err != nil {
@@ -194,9 +186,17 @@ func (s *session) attach(ctx actor.Context, a *attach) {
 	// Everything in flight goes again, first, in order.
 	s.markResend()
 	s.pump(ctx)
+	// A connection actor that stops without detaching still detaches: if
+	// it stopped before it could learn of this session, say so to
+	// ourselves, behind what we just did (see connHandle.link).
+	a.conn.session = s.self
+	if !a.conn.link.CompareAndSwap(linkNone, linkAttached) {
+		ctx.Send(s.self, &connGone{gen: a.conn.gen})
+	}
 }
 
-// connGone is the session's own follow-up of a Terminated connection.
+// connGone tells a session that the actor of its connection gen stopped
+// without detaching (see connHandle.link).
 type connGone struct{ gen uint64 }
 
 // reset discards all state: clean start [MQTT-3.1.2-4].
@@ -211,7 +211,6 @@ func (s *session) reset(ctx actor.Context) {
 }
 
 func (s *session) detach(ctx actor.Context, d *detached) {
-	ctx.Unwatch(s.conn.pid)
 	s.conn = nil
 	if d.expiry != nil {
 		s.expiry = *d.expiry
