@@ -78,8 +78,9 @@ func New(opt Options) *Broker {
 		return slog.New(quietHandler{h: b.log.Handler(), min: slog.LevelWarn}).With("lib", "protoactor")
 	}
 	b.sys = actor.NewActorSystem(actor.WithLoggerFactory(lf))
-	b.pipeProps = actor.PropsFromProducer(func() actor.Actor { return &pipeActor{b: b} }, actor.WithDispatcher(connDispatcher))
-	b.sessionProps = actor.PropsFromProducer(newSession(b), actor.WithDispatcher(sessionDispatcher))
+	b.pipeProps = actor.PropsFromProducer(func() actor.Actor { return &pipeActor{b: b} },
+		actor.WithDispatcher(connDispatcher), actor.WithMailbox(compactMailbox))
+	b.sessionProps = actor.PropsFromProducer(newSession(b), actor.WithDispatcher(sessionDispatcher), actor.WithMailbox(compactMailbox))
 	pipeStrategy := opt.PipeStrategy
 	if pipeStrategy == nil {
 		pipeStrategy = actor.NewOneForOneStrategy(0, time.Second, func(any) actor.Directive { return actor.StopDirective })

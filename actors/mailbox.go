@@ -1,0 +1,217 @@
+package actors
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// Mailbox of the connection and session actors: two per client.
+//
+// protoactor's default unbounded mailbox is a lock-free system queue and a
+// ring buffer of ten slots, ~380 bytes an actor before a message arrives.
+// This one behaves the same — system messages first, suspension while a
+// failure is decided, a yield every Throughput messages, a panic escalated
+// to the supervisor — in one struct with one lock: its user ring starts at
+// four slots on the first message and grows as needed, a ring grown by a
+// burst is given back once it drains, and system messages (rare) are held
+// only until they are taken. Unbounded, as DESIGN.md asks: the bounds are
+// ours (reader credit, session queues, the Outbound).
+type mailbox struct {
+	mu   sync.Mutex
+	user ring  // under mu
+	sys  []any // under mu; the first one is at sysHead
+	// sysHead: system messages before it are taken, under mu.
+	sysHead int32
+
+	userN, sysN int32 // posted, not yet taken (atomic)
+	running     int32 // mailboxIdle or mailboxRunning (atomic)
+	suspended   int32 // 1 while a failure is being decided (atomic)
+
+	invoker    actor.MessageInvoker
+	dispatcher actor.Dispatcher
+}
+
+const (
+	mailboxIdle int32 = iota
+	mailboxRunning
+)
+
+// compactMailbox is the actor.MailboxProducer of connection and session
+// actors.
+func compactMailbox() actor.Mailbox { return new(mailbox) }
+
+var _ actor.Mailbox = (*mailbox)(nil)
+
+// PostUserMessage implements actor.Mailbox. Like the default mailbox, a
+// MessageBatch is posted message by message and then as itself.
+func (m *mailbox) PostUserMessage(msg any) {
+	if batch, ok := msg.(actor.MessageBatch); ok {
+		for _, x := range batch.GetMessages() {
+			m.PostUserMessage(x)
+		}
+	}
+	if env, ok := msg.(*actor.MessageEnvelope); ok {
+		if batch, ok := env.Message.(actor.MessageBatch); ok {
+			for _, x := range batch.GetMessages() {
+				m.PostUserMessage(x)
+			}
+		}
+	}
+	m.mu.Lock()
+	m.user.push(msg)
+	m.mu.Unlock()
+	atomic.AddInt32(&m.userN, 1)
+	m.schedule()
+}
+
+// PostSystemMessage implements actor.Mailbox.
+func (m *mailbox) PostSystemMessage(msg any) {
+	m.mu.Lock()
+	m.sys = append(m.sys, msg)
+	m.mu.Unlock()
+	atomic.AddInt32(&m.sysN, 1)
+	m.schedule()
+}
+
+// RegisterHandlers implements actor.Mailbox.
+func (m *mailbox) RegisterHandlers(invoker actor.MessageInvoker, dispatcher actor.Dispatcher) {
+	m.invoker, m.dispatcher = invoker, dispatcher
+}
+
+// Start implements actor.Mailbox.
+func (m *mailbox) Start() {}
+
+// UserMessageCount implements actor.Mailbox.
+func (m *mailbox) UserMessageCount() int { return int(atomic.LoadInt32(&m.userN)) }
+
+func (m *mailbox) schedule() {
+	if atomic.CompareAndSwapInt32(&m.running, mailboxIdle, mailboxRunning) {
+		m.dispatcher.Schedule(m.process)
+	}
+}
+
+// process runs on the dispatcher until the mailbox is empty (or suspended
+// with only user messages left), then goes idle; a message posted after
+// the run ended and before idle was set is picked up here.
+func (m *mailbox) process() {
+	for {
+		m.run()
+		atomic.StoreInt32(&m.running, mailboxIdle)
+		sys, user := atomic.LoadInt32(&m.sysN), atomic.LoadInt32(&m.userN)
+		if sys == 0 && (atomic.LoadInt32(&m.suspended) == 1 || user == 0) {
+			return
+		}
+		if !atomic.CompareAndSwapInt32(&m.running, mailboxIdle, mailboxRunning) {
+			return // a poster scheduled another run
+		}
+	}
+}
+
+func (m *mailbox) run() {
+	var msg any
+	defer func() {
+		if r := recover(); r != nil {
+			m.invoker.EscalateFailure(r, msg)
+		}
+	}()
+	i, t := 0, m.dispatcher.Throughput()
+	for {
+		if i > t {
+			i = 0
+			runtime.Gosched()
+		}
+		i++
+		if msg = m.popSys(); msg != nil {
+			atomic.AddInt32(&m.sysN, -1)
+			switch msg.(type) {
+			case *actor.SuspendMailbox:
+				atomic.StoreInt32(&m.suspended, 1)
+			case *actor.ResumeMailbox:
+				atomic.StoreInt32(&m.suspended, 0)
+			default:
+				m.invoker.InvokeSystemMessage(msg)
+			}
+			continue
+		}
+		if atomic.LoadInt32(&m.suspended) == 1 {
+			return
+		}
+		m.mu.Lock()
+		msg = m.user.pop()
+		m.mu.Unlock()
+		if msg == nil {
+			return
+		}
+		atomic.AddInt32(&m.userN, -1)
+		m.invoker.InvokeUserMessage(msg)
+	}
+}
+
+// popSys takes the next system message, or nil.
+func (m *mailbox) popSys() any {
+	if atomic.LoadInt32(&m.sysN) == 0 {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if int(m.sysHead) >= len(m.sys) {
+		return nil
+	}
+	msg := m.sys[m.sysHead]
+	m.sys[m.sysHead] = nil
+	m.sysHead++
+	if int(m.sysHead) == len(m.sys) {
+		m.sys, m.sysHead = nil, 0
+	}
+	return msg
+}
+
+// ring is a FIFO of messages: a power-of-two ring buffer made on the first
+// push, doubled when full, and dropped when it drains after a burst grew it
+// past ringKeep slots.
+type ring struct {
+	buf  []any
+	head int32
+	n    int32
+}
+
+const (
+	ringFirst = 4
+	ringKeep  = 64
+)
+
+func (r *ring) push(x any) {
+	if int(r.n) == len(r.buf) {
+		size := 2 * len(r.buf)
+		if size == 0 {
+			size = ringFirst
+		}
+		buf := make([]any, size)
+		for i := int32(0); i < r.n; i++ {
+			buf[i] = r.buf[(r.head+i)&int32(len(r.buf)-1)]
+		}
+		r.buf, r.head = buf, 0
+	}
+	r.buf[(r.head+r.n)&int32(len(r.buf)-1)] = x
+	r.n++
+}
+
+func (r *ring) pop() any {
+	if r.n == 0 {
+		return nil
+	}
+	x := r.buf[r.head]
+	r.buf[r.head] = nil
+	r.head = (r.head + 1) & int32(len(r.buf)-1)
+	r.n--
+	if r.n == 0 {
+		r.head = 0
+		if len(r.buf) > ringKeep {
+			r.buf = nil
+		}
+	}
+	return x
+}
