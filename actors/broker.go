@@ -36,10 +36,14 @@ type Broker struct {
 	pipeSeq      atomic.Uint64
 	backlogDrops atomic.Uint64 // messages dropped at the router for a full session backlog
 	cursors      sync.Map      // shared group round-robin cursors
-	pipeInfo     sync.Map      // pipe actor id → *conn, for supervision log lines
 	stats        Stats
 
-	stopSys chan struct{}
+	// pipeConns: the connection actors' conns by PID id, for supervision log
+	// lines, the fault seams and the progress watchdog (see conn.desc).
+	pipeMu    sync.RWMutex
+	pipeConns map[string]*conn
+
+	stopSys chan struct{} // closed by Shutdown: stops $SYS and the watchdog
 	mu      sync.Mutex
 	servers []*transport.Server
 	closing bool
@@ -110,6 +114,9 @@ func New(opt Options) *Broker {
 	b.stopSys = make(chan struct{})
 	if opt.SysInterval > 0 {
 		go b.runSys(opt.SysInterval, b.stopSys)
+	}
+	if opt.ProgressTimeout > 0 {
+		go b.runWatchdog(opt.ProgressTimeout, b.stopSys)
 	}
 	return b
 }
@@ -190,12 +197,13 @@ func (b *Broker) EnableFaults() { b.faultsOn.Store(true) }
 func (b *Broker) Fault(clientID string) *transport.FaultPlan {
 	var plan *transport.FaultPlan
 	var newest uint64
-	b.pipeInfo.Range(func(_, v any) bool {
-		if d := v.(pipeDesc); d.client == clientID && d.faults != nil && !d.closing && d.pipe > newest {
-			plan, newest = d.faults, d.pipe
+	b.pipeMu.RLock()
+	defer b.pipeMu.RUnlock()
+	for _, c := range b.pipeConns {
+		if c.pipeClient() == clientID && c.faults != nil && c.desc.Load()&descClosing == 0 && c.id > newest {
+			plan, newest = c.faults, c.id
 		}
-		return true
-	})
+	}
 	return plan
 }
 
@@ -208,12 +216,13 @@ func (b *Broker) PanicPipe(clientID string) bool {
 	}
 	var pid *actor.PID
 	var newest uint64
-	b.pipeInfo.Range(func(k, v any) bool {
-		if d := v.(pipeDesc); d.client == clientID && !d.closing && d.pipe > newest {
-			pid, newest = d.pid, d.pipe
+	b.pipeMu.RLock()
+	for _, c := range b.pipeConns {
+		if c.pipeClient() == clientID && c.desc.Load()&descClosing == 0 && c.id > newest {
+			pid, newest = c.self, c.id
 		}
-		return true
-	})
+	}
+	b.pipeMu.RUnlock()
 	if pid != nil {
 		b.sys.Root.Send(pid, injectedPanic{})
 	}

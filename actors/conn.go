@@ -56,7 +56,7 @@ type conn struct {
 	early      []*inbound           // received between CONNECT and attached
 	earlyFail  *readFailed          // the reader's failure between CONNECT and attached, after early
 	faults     *transport.FaultPlan // test seam; nil in production
-	dog        *time.Timer          // progress watchdog
+	desc       atomic.Uint32        // descClient, descClosing, descWatched: see describe
 	identity   string               // use_identity_as_username mode, or ""
 	username   string               // as authenticated (CONNECT's, or the certificate identity)
 	aliases    map[uint16][]byte
@@ -179,8 +179,10 @@ var errConnectTimeout = errors.New("connect timeout")
 type shutdownConn struct{}
 
 func (c *conn) start(ctx actor.Context) {
-	c.self = ctx.Self()
-	c.describe()
+	if c.self == nil { // a restarted actor keeps its PID: others may be reading c.self
+		c.self = ctx.Self()
+		c.b.addPipe(c)
+	}
 }
 
 // readerCredit bounds the bytes one connection may have decoded but not
@@ -553,9 +555,6 @@ func (c *conn) teardown(ctx actor.Context) {
 	if c.cancel != nil {
 		c.cancel()
 	}
-	if c.dog != nil {
-		c.dog.Stop()
-	}
 	c.closed = true
 	c.detach(ctx, true, nil)
 	if c.connecting && !c.hnd.link.CompareAndSwap(linkNone, linkGone) {
@@ -564,28 +563,60 @@ func (c *conn) teardown(ctx actor.Context) {
 		// that stopped without detaching.
 		ctx.Send(c.hnd.session, &connGone{gen: c.id})
 	}
-	if c.self != nil {
-		if _, ok := c.b.pipeInfo.LoadAndDelete(c.self.Id); ok {
-			c.b.stats.conns.Add(-1)
-		}
+	if c.self != nil && c.b.removePipe(c) {
+		c.b.stats.conns.Add(-1)
 	}
 }
 
-// pipeDesc is what the supervisor's log line says about a pipe.
-type pipeDesc struct {
-	listener, remote, client string
-	pipe                     uint64
-	pid                      *actor.PID
-	faults                   *transport.FaultPlan
-	closing                  bool // the pipe is closing: no target for the fault seam
-}
+// conn.desc bits: what other goroutines may read of a conn found in
+// Broker.pipeConns (supervision lines, the fault seams, the watchdog). The
+// fields they read are set before the conn is added, except clientID:
+// descClient says it is final.
+const (
+	descClient  uint32 = 1 << iota // clientID is set for good
+	descClosing                    // the pipe is closing: no target for the fault seam
+	descWatched                    // connected: the progress watchdog looks at its writer
+)
 
-// describe publishes the pipe's description for supervision log lines.
+// describe publishes the pipe's client id, and that it is closing once it
+// is, for supervision log lines. The actor calls it when the CONNECT was
+// accepted and when the connection closes; clientID is not written after
+// either.
 func (c *conn) describe() {
-	if c.self != nil {
-		c.b.pipeInfo.Store(c.self.Id, pipeDesc{listener: c.listener, remote: c.remote, client: c.clientID, pipe: c.id,
-			pid: c.self, faults: c.faults, closing: c.closed})
+	f := descClient
+	if c.closed {
+		f |= descClosing
 	}
+	c.desc.Or(f)
+}
+
+// addPipe makes c's actor known by its PID id (once c.self is set).
+func (b *Broker) addPipe(c *conn) {
+	b.pipeMu.Lock()
+	if b.pipeConns == nil {
+		b.pipeConns = map[string]*conn{}
+	}
+	b.pipeConns[c.self.Id] = c
+	b.pipeMu.Unlock()
+}
+
+// removePipe forgets c's actor; it reports whether it was known.
+func (b *Broker) removePipe(c *conn) bool {
+	b.pipeMu.Lock()
+	defer b.pipeMu.Unlock()
+	if b.pipeConns[c.self.Id] != c {
+		return false
+	}
+	delete(b.pipeConns, c.self.Id)
+	return true
+}
+
+// pipeClient is the client id of a known pipe, as far as published.
+func (c *conn) pipeClient() string {
+	if c.desc.Load()&descClient != 0 {
+		return c.clientID
+	}
+	return ""
 }
 
 // DescribePipe returns slog attributes (listener, client, remote, pipe)
@@ -595,35 +626,64 @@ func (b *Broker) DescribePipe(pid any) []any {
 	if !ok || p == nil {
 		return nil
 	}
-	v, ok := b.pipeInfo.Load(p.Id)
-	if !ok {
+	b.pipeMu.RLock()
+	c := b.pipeConns[p.Id]
+	b.pipeMu.RUnlock()
+	if c == nil {
 		return nil
 	}
-	d := v.(pipeDesc)
-	return []any{"listener", d.listener, "client", d.client, "remote", d.remote, "pipe", d.pipe}
+	return []any{"listener", c.listener, "client", c.pipeClient(), "remote", c.remote, "pipe", c.id}
 }
 
 // watchdogTick asks the connection actor to check its writer's progress.
 type watchdogTick struct{}
 
-// startWatchdog arms the progress watchdog: a writer with bytes pending
-// and no progress for progress_timeout is closed (it might be wedged
-// somewhere its write deadline cannot reach), with a supervision line.
+// startWatchdog puts the connection under the progress watchdog: a writer
+// with bytes pending and no progress for progress_timeout is closed (it
+// might be wedged somewhere its write deadline cannot reach), with a
+// supervision line. One goroutine watches every connection (runWatchdog).
 func (c *conn) startWatchdog() {
-	limit := c.b.opt.ProgressTimeout
-	if limit <= 0 || c.dog != nil {
-		return
+	if c.b.opt.ProgressTimeout > 0 {
+		c.desc.Or(descWatched)
 	}
-	every := limit / 4
-	if every < 50*time.Millisecond {
-		every = 50 * time.Millisecond
+}
+
+// watchdogEvery is how often the watchdog looks at the writers.
+func watchdogEvery(limit time.Duration) time.Duration {
+	return max(limit/4, 50*time.Millisecond)
+}
+
+// runWatchdog is the progress watchdog of every connection: each
+// watchdogEvery it looks at the writers of the watched connections and
+// sends watchdogTick to the actor of each stalled one, which checks again
+// and closes it. It returns when stop closes.
+func (b *Broker) runWatchdog(limit time.Duration, stop <-chan struct{}) {
+	t := time.NewTicker(watchdogEvery(limit))
+	defer t.Stop()
+	var stalled []*actor.PID
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			b.pipeMu.RLock()
+			for _, c := range b.pipeConns {
+				if c.desc.Load()&(descWatched|descClosing) == descWatched && c.out.Stalled(now, limit) {
+					stalled = append(stalled, c.self)
+				}
+			}
+			b.pipeMu.RUnlock()
+			for i, pid := range stalled {
+				b.sys.Root.Send(pid, watchdogTick{})
+				stalled[i] = nil
+			}
+			stalled = stalled[:0]
+		}
 	}
-	sys, self := c.b.sys, c.self
-	c.dog = time.AfterFunc(every, func() { sys.Root.Send(self, watchdogTick{}) })
 }
 
 func (c *conn) watchdog(ctx actor.Context) {
-	if c.closed {
+	if c.closed || c.desc.Load()&descWatched == 0 {
 		return
 	}
 	limit := c.b.opt.ProgressTimeout
@@ -633,13 +693,7 @@ func (c *conn) watchdog(ctx actor.Context) {
 		c.closed = true
 		c.out.CloseWith(transport.ReasonStalled, err)
 		c.finish(ctx, transport.ReasonStalled.String(), err, true)
-		return
 	}
-	every := limit / 4
-	if every < 50*time.Millisecond {
-		every = 50 * time.Millisecond
-	}
-	c.dog.Reset(every)
 }
 
 // supervised writes the structured supervision line for a pipe whose send
