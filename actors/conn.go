@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/nanoactor/nanoactor/protocol"
 	"github.com/nanoactor/nanoactor/transport"
@@ -41,9 +40,9 @@ type conn struct {
 	id       uint64
 	remote   string
 	out      *transport.Outbound
-	credit   *semaphore.Weighted
+	credit   *credit      // &credits
+	credits  credit       // reader credit (readerCredit)
 	quota    atomic.Int32 // see connHandle.quota
-	cancel   context.CancelFunc
 	self     *actor.PID
 	log      connLog // attributes added per line
 
@@ -94,8 +93,8 @@ func (b *Broker) serveConn(srv *transport.Server, nc net.Conn, listener string, 
 		Faults:       c.faults,
 		OnClose:      rd.wake,
 	})
-	c.credit = semaphore.NewWeighted(readerCredit(b.opt.MaxPacketSize))
-	rd.rctx, c.cancel = context.WithCancel(context.Background())
+	c.credits.init(readerCredit(b.opt.MaxPacketSize))
+	c.credit, rd.rctx = &c.credits, context.Background() // c.cancel ends the reader's waits
 	reply := make(chan *actor.PID, 1)
 	b.stats.conns.Add(1)
 	b.sys.Root.Send(b.pipes, &spawnPipe{c: c, reply: reply})
@@ -184,6 +183,10 @@ func (c *conn) start(ctx actor.Context) {
 		c.b.addPipe(c)
 	}
 }
+
+// cancel makes the reader's wait for credit, and every later one, fail:
+// the actor is gone.
+func (c *conn) cancel() { c.credits.cancel() }
 
 // readerCredit bounds the bytes one connection may have decoded but not
 // yet processed by its actors: twice the maximum packet, at least 1 MiB.
@@ -552,9 +555,7 @@ func (c *conn) teardown(ctx actor.Context) {
 			c.out.CloseWith(transport.ReasonProtocol, stopped)
 		}
 	}
-	if c.cancel != nil {
-		c.cancel()
-	}
+	c.cancel()
 	c.closed = true
 	c.detach(ctx, true, nil)
 	if c.connecting && !c.hnd.link.CompareAndSwap(linkNone, linkGone) {

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/nanoactor/nanoactor/protocol"
 	"github.com/nanoactor/nanoactor/transport"
@@ -207,7 +206,7 @@ type attached struct {
 type inbound struct {
 	gen    uint64
 	pkt    protocol.Packet
-	credit *semaphore.Weighted
+	credit *credit
 	cost   int64
 }
 
