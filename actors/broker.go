@@ -172,7 +172,8 @@ const ReservedClientIDPrefix = "$bridge/"
 // connection code: a transport only yields a byte stream.
 func (b *Broker) Serve(name string, l transport.Listener, so ServeOptions) {
 	s := &transport.Server{MaxConns: so.MaxConns, Logger: b.log}
-	s.Handle = func(nc net.Conn) *transport.Park { return b.serveConn(s, nc, name, so) }
+	lis := &listenerInfo{name: name, so: so}
+	s.Handle = func(nc net.Conn) *transport.Park { return b.serveConn(s, nc, lis) }
 	b.mu.Lock()
 	b.servers = append(b.servers, s)
 	b.mu.Unlock()

@@ -33,41 +33,49 @@ type (
 // topic aliases, limits. A fault here stops this actor and closes this
 // socket only; the session survives.
 type conn struct {
-	b        *Broker
-	nc       net.Conn
-	listener string
-	internal bool // ServeOptions.Internal
-	id       uint64
-	remote   string
-	out      *transport.Outbound
-	credit   *credit      // &credits
-	credits  credit       // reader credit (readerCredit)
-	quota    atomic.Int32 // see connHandle.quota
-	self     *actor.PID
-	log      connLog // attributes added per line
+	b       *Broker
+	nc      net.Conn
+	lis     *listenerInfo // the listener's name and options
+	id      uint64
+	remote  string
+	out     *transport.Outbound
+	credit  *credit // &credits
+	credits credit  // reader credit (readerCredit)
+	self    *actor.PID
 
-	version    protocol.Version
-	clientID   string
-	connecting bool // CONNECT received, CONNACK not yet
-	connected  bool // CONNACK queued
-	session    *actor.PID
-	hnd        *connHandle          // what the session is told of this connection (CONNECT accepted)
-	early      []*inbound           // received between CONNECT and attached
-	earlyFail  *readFailed          // the reader's failure between CONNECT and attached, after early
-	faults     *transport.FaultPlan // test seam; nil in production
-	desc       atomic.Uint32        // descClient, descClosing, descWatched: see describe
-	identity   string               // use_identity_as_username mode, or ""
-	username   string               // as authenticated (CONNECT's, or the certificate identity)
-	aliases    map[uint16][]byte
-	closed     bool
-	detachSent bool
-	// A close before the session answered: what to tell it.
-	detachPending bool
+	clientID      string
+	session       *actor.PID
+	hnd           *connHandle          // what the session is told of this connection (CONNECT accepted)
+	early         []*inbound           // received between CONNECT and attached
+	earlyFail     *readFailed          // the reader's failure between CONNECT and attached, after early
+	faults        *transport.FaultPlan // test seam; nil in production
+	username      string               // as authenticated (CONNECT's, or the certificate identity)
+	aliases       map[uint16][]byte
+	pendingExpiry *time.Duration // a close before the session answered: what to tell it (with detachPending)
+
+	// Small fields together, so that the struct packs (256 bytes: one
+	// per connection).
+	quota         atomic.Int32  // see connHandle.quota
+	desc          atomic.Uint32 // descClient, descClosing, descWatched: see describe
+	version       protocol.Version
+	connecting    bool // CONNECT received, CONNACK not yet
+	connected     bool // CONNACK queued
+	closed        bool
+	detachSent    bool
+	detachPending bool // a close before the session answered: what to tell it
 	pendingWill   bool
-	pendingExpiry *time.Duration
 	expiry0       bool // CONNECT had Session Expiry 0 (v5 3.14.2.2.2)
 	logClient     bool // log lines carry "client": the CONNECT passed its checks
 }
+
+// listenerInfo is what a connection knows of its listener, one per Serve.
+type listenerInfo struct {
+	name string
+	so   ServeOptions
+}
+
+// log is the connection's logger: its attributes are added per line.
+func (c *conn) log() connLog { return connLog{c} }
 
 // serveConn runs one accepted socket: it builds the connection, spawns its
 // actor under the pipes supervisor, then becomes the connection's reader
@@ -75,7 +83,8 @@ type conn struct {
 // finished (so a final DISCONNECT or CONNACK is flushed before the
 // transport closes the socket), or a Park when the connection has gone
 // idle (see connReader). Owner: the listener's server goroutine.
-func (b *Broker) serveConn(srv *transport.Server, nc net.Conn, listener string, so ServeOptions) *transport.Park {
+func (b *Broker) serveConn(srv *transport.Server, nc net.Conn, lis *listenerInfo) *transport.Park {
+	listener, so := lis.name, &lis.so
 	// The TLS or QUIC handshake runs here, on the connection's own
 	// goroutine under a deadline, never on the accept loop: a client that
 	// stalls or sends garbage costs one log line and one socket.
@@ -83,9 +92,7 @@ func (b *Broker) serveConn(srv *transport.Server, nc net.Conn, listener string, 
 		b.log.Info("handshake failed", "listener", listener, "remote", nc.RemoteAddr().String(), "reason", err.Error())
 		return nil
 	}
-	c := &conn{b: b, nc: nc, listener: listener, id: b.pipeSeq.Add(1), remote: nc.RemoteAddr().String(),
-		faults: b.faults(), identity: so.IdentityMode, internal: so.Internal}
-	c.log = connLog{c}
+	c := &conn{b: b, nc: nc, lis: lis, id: b.pipeSeq.Add(1), remote: nc.RemoteAddr().String(), faults: b.faults()}
 	rd := &connReader{c: c, srv: srv, sys: b.sys, limit: b.opt.ConnectTimeout}
 	c.out = transport.NewOutbound(nc, transport.Options{
 		MaxPending:   b.opt.MaxOutboundBytes,
@@ -503,9 +510,9 @@ func (c *conn) finish(ctx actor.Context, why string, err error, sendWill bool) {
 		attrs = append(attrs, "error", err.Error())
 	}
 	if why == "connection closed by client" || why == protocol.ReasonSuccess.String() {
-		c.log.Debug("connection closed", attrs...)
+		c.log().Debug("connection closed", attrs...)
 	} else {
-		c.log.Info("connection closed", attrs...)
+		c.log().Info("connection closed", attrs...)
 	}
 	c.detach(ctx, sendWill, nil)
 	c.stop(ctx)
@@ -633,7 +640,7 @@ func (b *Broker) DescribePipe(pid any) []any {
 	if c == nil {
 		return nil
 	}
-	return []any{"listener", c.listener, "client", c.pipeClient(), "remote", c.remote, "pipe", c.id}
+	return []any{"listener", c.lis.name, "client", c.pipeClient(), "remote", c.remote, "pipe", c.id}
 }
 
 // watchdogTick asks the connection actor to check its writer's progress.
@@ -703,7 +710,7 @@ func (c *conn) watchdog(ctx actor.Context) {
 func (c *conn) supervised(reason string, err error) {
 	c.b.log.Warn("supervision", "node", c.b.opt.Node, "tree", "pipes", "child", c.selfID(),
 		"reason", reason, "error", err.Error(), "directive", "stop", "restarts_in_window", 0,
-		"listener", c.listener, "client", c.clientID, "remote", c.remote, "pipe", c.id)
+		"listener", c.lis.name, "client", c.clientID, "remote", c.remote, "pipe", c.id)
 }
 
 func (c *conn) selfID() string {

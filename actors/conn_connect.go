@@ -76,7 +76,7 @@ func (c *conn) connect(ctx actor.Context, cp *protocol.Connect) {
 		id = "auto-" + randomID() // [MQTT-3.1.3-6] [MQTT-3.1.3-7]
 		assigned = true
 	}
-	if !c.internal && strings.HasPrefix(id, ReservedClientIDPrefix) {
+	if !c.lis.so.Internal && strings.HasPrefix(id, ReservedClientIDPrefix) {
 		// A refused client identifier: 0x85, or 3.1.1 return code 0x02,
 		// then close (v5 [MQTT-3.1.3-8], 3.1.1 [MQTT-3.1.3-9]). These are
 		// the sessions of this broker's bridges.
@@ -94,9 +94,9 @@ func (c *conn) connect(ctx actor.Context, cp *protocol.Connect) {
 		return
 	}
 	username := string(cp.Username)
-	if c.identity != "" {
+	if c.lis.so.IdentityMode != "" {
 		// use_identity_as_username: the verified certificate names the user.
-		who, ok := transport.PeerIdentity(c.nc, c.identity)
+		who, ok := transport.PeerIdentity(c.nc, c.lis.so.IdentityMode)
 		if !ok {
 			c.refuse(ctx, protocol.ReasonNotAuthorized, errors.New("no verified client certificate identity"))
 			return
@@ -220,7 +220,7 @@ func (c *conn) attached(ctx actor.Context, m *attached) {
 	if !c.closed {
 		c.connected = true
 		c.startWatchdog()
-		c.log.Debug("client connected", "version", c.version.String(), "session_present", m.present, "username", c.username)
+		c.log().Debug("client connected", "version", c.version.String(), "session_present", m.present, "username", c.username)
 	}
 	// What the client sent after CONNECT goes now, in order — even if the
 	// connection has since closed: those messages were received

@@ -158,6 +158,6 @@ func (c *conn) disconnect(ctx actor.Context, d *protocol.Disconnect) {
 	c.closed = true
 	c.out.CloseWith(0, nil) // [MQTT-3.14.4-1] the client closes; so do we
 	c.detach(ctx, sendWill, expiry)
-	c.log.Debug("client disconnected", "reason", d.Reason.String())
+	c.log().Debug("client disconnected", "reason", d.Reason.String())
 	c.stop(ctx)
 }

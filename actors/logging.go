@@ -38,7 +38,7 @@ func (l connLog) log(level slog.Level, msg string, args []any) {
 		return
 	}
 	attrs := make([]any, 0, 8+len(args))
-	attrs = append(attrs, "listener", c.listener, "remote", c.remote, "pipe", c.id)
+	attrs = append(attrs, "listener", c.lis.name, "remote", c.remote, "pipe", c.id)
 	if c.logClient {
 		attrs = append(attrs, "client", c.clientID)
 	}

@@ -252,7 +252,7 @@ type sessionEnded struct {
 // timerFired is a session or connection timer; kind says which.
 type timerFired struct {
 	kind timerKind
-	seq  uint64
+	seq  uint32
 }
 
 type timerKind uint8

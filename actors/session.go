@@ -39,28 +39,33 @@ type session struct {
 	conn        *connHandle // nil while offline
 	expiry      time.Duration
 	subs        map[string]*subscription // by filter as subscribed ($share/... included); nil until the first
-	nextID      uint16
 	inflight    map[uint16]*list.Element // packet id → element of sent; nil until the first
 	sent        list.List                // *outMsg with a packet id, in send order
 	queue       list.List                // *outMsg waiting for the window or a connection
-	resend      bool                     // sent holds messages to send again (after a reconnect)
 	queued      int                      // messages in queue
-	dropped     int                      // messages dropped by the queue limits
 	queuedBytes int                      // bytes of the queued messages
 
 	awaitRel map[uint16]uint64 // QoS 2 received, PUBREC sent, PUBREL awaited [MQTT-4.3.3-9]: id → pipe that counted it; nil until the first
 
 	will                               *Message
 	willDelay                          time.Duration
-	timerSeq                           uint64
 	willTimer, expiryTimer, retryTimer *time.Timer
-	ended                              bool
-	used                               bool              // a connection has attached before
 	backlog                            atomic.Int64      // see subEntry.backlog
-	writerFull                         bool              // the connection's writer refused a QoS 1/2 message: ErrQueueFull
 	aliases                            map[string]uint16 // outbound topic aliases of this connection
-	log                                sessionLog        // "client" added per line
+
+	// Small fields together, so that the struct packs (256 bytes: idle
+	// sessions are one per connection).
+	timerSeq   uint32
+	dropped    int32 // messages dropped by the queue limits
+	nextID     uint16
+	resend     bool // sent holds messages to send again (after a reconnect)
+	ended      bool
+	used       bool // a connection has attached before
+	writerFull bool // the connection's writer refused a QoS 1/2 message: ErrQueueFull
 }
+
+// log is the session's logger: "client" is added per line.
+func (s *session) log() sessionLog { return sessionLog{s} }
 
 // newSession is the producer of the one Props every session is spawned
 // from (Broker.sessionProps). A session learns its client id from its first
@@ -68,9 +73,7 @@ type session struct {
 // from the instance it replaces (see handoff).
 func newSession(b *Broker) actor.Producer {
 	return func() actor.Actor {
-		s := &session{b: b}
-		s.log = sessionLog{s}
-		return s
+		return &session{b: b}
 	}
 }
 
@@ -115,7 +118,7 @@ func (s *session) Receive(ctx actor.Context) {
 		s.timer(ctx, m)
 	case *connGone:
 		if s.conn != nil && s.conn.gen == m.gen {
-			s.log.Warn("connection actor stopped without detaching", "reason", "pipe terminated")
+			s.log().Warn("connection actor stopped without detaching", "reason", "pipe terminated")
 			s.detach(ctx, &detached{gen: m.gen, sendWill: true})
 		}
 	case *actor.Stopping:
@@ -172,7 +175,7 @@ func (s *session) attach(ctx actor.Context, a *attach) {
 	a.connack.SessionPresent = present // [MQTT-3.2.2-2] [MQTT-3.2.2-3]
 	buf, err := a.connack.Append(nil, s.conn.version)
 	if err != nil {
-		s.log.Error("encode connack", "reason", err)
+		s.log().Error("encode connack", "reason", err)
 		s.kickConn(ctx, protocol.ReasonImplementationSpecific, "encode connack failed")
 		s.conn = nil
 		return
@@ -180,7 +183,7 @@ func (s *session) attach(ctx actor.Context, a *attach) {
 	if err := s.conn.out.Enqueue(buf); err != nil {
 		// The connection closed meanwhile; it still learns its session and
 		// detaches from it, which ends or keeps the session as usual.
-		s.log.Debug("connack not sent", "reason", err)
+		s.log().Debug("connack not sent", "reason", err)
 	}
 	ctx.Send(a.conn.pid, &attached{session: s.self, present: present})
 	// Everything in flight goes again, first, in order.
@@ -246,7 +249,7 @@ func (s *session) publishWill(ctx actor.Context) {
 	w := s.will
 	s.will = nil
 	s.b.publish(ctx, w)
-	s.log.Debug("will published", "topic", string(w.Topic))
+	s.log().Debug("will published", "topic", string(w.Topic))
 }
 
 // end stops the session: the will goes out if still pending, subscriptions
@@ -316,7 +319,7 @@ func (s *session) send(p protocol.Packet) bool {
 	}
 	buf, err := p.Append(make([]byte, 0, p.Len(s.conn.version)), s.conn.version)
 	if err != nil {
-		s.log.Error("encode", "packet", p.Type().String(), "reason", err)
+		s.log().Error("encode", "packet", p.Type().String(), "reason", err)
 		return false
 	}
 	return s.conn.out.Enqueue(buf) == nil
@@ -332,7 +335,7 @@ func (s *session) sendAck(a *protocol.Ack) bool {
 	v := s.conn.version
 	buf, err := a.Append(make([]byte, 0, a.Len(v)), v)
 	if err != nil {
-		s.log.Error("encode", "packet", a.Type().String(), "reason", err)
+		s.log().Error("encode", "packet", a.Type().String(), "reason", err)
 		return false
 	}
 	return s.conn.out.Enqueue(buf) == nil

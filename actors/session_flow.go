@@ -149,7 +149,7 @@ func (s *session) enqueue(d deliver) {
 	if s.queued >= s.b.opt.MaxQueued || s.queuedBytes+d.msg.size > s.b.opt.MaxQueuedBytes {
 		n := s.b.stats.dropped.Add(1)
 		if s.dropped++; s.dropped == 1 || s.dropped%1000 == 0 {
-			s.log.Warn("session queue full: message dropped", "reason", "queue full",
+			s.log().Warn("session queue full: message dropped", "reason", "queue full",
 				"queued", s.queued, "queued_bytes", s.queuedBytes, "dropped", s.dropped, "dropped_total", n)
 		}
 		return
@@ -240,7 +240,7 @@ func (s *session) transmit(e *list.Element, om *outMsg, now time.Time) bool {
 	}
 	head, err := s.publishHead(om, now)
 	if err != nil {
-		s.log.Error("encode publish", "reason", err)
+		s.log().Error("encode publish", "reason", err)
 		s.discard(e, om)
 		return true
 	}
