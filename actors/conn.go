@@ -224,8 +224,8 @@ const parkAfter = time.Second
 // began: the CONNECT timeout, then 1.5 times the keepalive
 // [MQTT-3.1.2-24]; zero means none. Once connected, with nothing buffered
 // and the connection open, the deadline is at most parkAfter away; when
-// that one passes the reader parks, with a timer to wake it at the
-// keepalive deadline, and the Outbound's OnClose wakes it on a close.
+// that one passes the reader parks, to be woken at the keepalive deadline
+// (Park.WakeAt), and the Outbound's OnClose wakes it on a close.
 type connReader struct {
 	c    *conn
 	srv  *transport.Server
@@ -240,7 +240,6 @@ type connReader struct {
 	waitFrom time.Time     // when the current wait for bytes began; zero between reads
 	parkable bool          // connected, and the socket can park (transport.Parkable)
 	resumed  bool          // back from a park and no bytes read since: no park deadline
-	timer    *time.Timer   // wakes a park at the keepalive deadline
 
 	park atomic.Pointer[transport.Park] // the current park, for wake
 }
@@ -376,7 +375,7 @@ func (rd *connReader) readConnect() bool {
 }
 
 // tryPark parks the idle connection: the read buffer goes back to its
-// pool, the keepalive deadline gets a timer, and the Park is returned for
+// pool, the keepalive deadline goes to the poller, and the Park is returned for
 // the handler to return. It returns nil when the connection cannot park
 // (not a kernel socket) or is closing: the reader then reads on, without a
 // park deadline.
@@ -396,7 +395,7 @@ func (rd *connReader) tryPark() *transport.Park {
 		return nil
 	}
 	if rd.limit > 0 {
-		rd.timer = time.AfterFunc(time.Until(rd.waitFrom.Add(rd.limit)), p.Wake)
+		p.WakeAt(rd.waitFrom.Add(rd.limit)) // the poller keeps the keepalive deadline
 	}
 	return p
 }
@@ -405,10 +404,6 @@ func (rd *connReader) tryPark() *transport.Park {
 // goroutine of the Server: bytes arrived, the keepalive deadline passed,
 // or the connection is closing.
 func (rd *connReader) resume() *transport.Park {
-	if rd.timer != nil {
-		rd.timer.Stop()
-		rd.timer = nil
-	}
 	rd.park.Store(nil)
 	return rd.run()
 }

@@ -5,6 +5,7 @@ import (
 	"net"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // ErrNotParkable is returned by Server.Park for a connection that cannot be
@@ -29,6 +30,12 @@ type Park struct {
 	mu    sync.Mutex
 	state parkState
 	token uint64 // the poller's key while armed
+
+	// Set by WakeAt before the park is armed; the poller's timer heap
+	// (hidx is p's index there, -1 when not in it) is under the poller's
+	// lock.
+	deadline time.Time
+	hidx     int
 }
 
 type parkState uint8
@@ -78,7 +85,15 @@ func (s *Server) Park(c net.Conn, resume func() *Park) (*Park, error) {
 	if err != nil {
 		return nil, ErrNotParkable
 	}
-	return &Park{s: s, pl: pl, c: c, raw: raw, resume: resume}, nil
+	return &Park{s: s, pl: pl, c: c, raw: raw, resume: resume, hidx: -1}, nil
+}
+
+// WakeAt makes the park Wake itself at t if nothing resumed it before (the
+// owner's own deadline, such as a keepalive). The poller keeps the time:
+// a parked connection holds no timer of its own. Call it before the handler
+// returns the Park; a zero t means no deadline.
+func (p *Park) WakeAt(t time.Time) {
+	p.deadline = t
 }
 
 // Wake makes the parked connection's resume run now, whether or not the

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -143,5 +144,84 @@ func TestParkNotParkable(t *testing.T) {
 	if _, err := s.Park(a, nil); !errors.Is(err, ErrNotParkable) {
 		t.Errorf("Park(pipe) = %v, want ErrNotParkable", err)
 	}
+	s.Wait()
+}
+
+// WakeAt: the poller wakes each park at its deadline, not before, in
+// deadline order whatever the order they were parked in; a park resumed
+// by data before its deadline is not woken again by it.
+func TestParkWakeAt(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("parking needs epoll")
+	}
+	l, err := ListenTCP("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{}
+	start := time.Now()
+	type resumed struct {
+		i   int
+		at  time.Duration
+		err error
+	}
+	got := make(chan resumed, 16)
+	var n atomic.Int32
+	// Connection i parks until start + (4-i)*100ms: the later ones park
+	// first. Connection 4 has a deadline too but gets data first.
+	s.Handle = func(c net.Conn) *Park {
+		i := int(n.Add(1)) - 1
+		p, err := s.Park(c, func() *Park {
+			c.SetReadDeadline(time.Now().Add(time.Millisecond))
+			_, err := c.Read(make([]byte, 1))
+			got <- resumed{i, time.Since(start), err}
+			return nil
+		})
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		if i < 4 {
+			p.WakeAt(start.Add(time.Duration(400-100*i) * time.Millisecond))
+		} else {
+			p.WakeAt(start.Add(300 * time.Millisecond))
+		}
+		return p
+	}
+	go s.Serve(l)
+	var clis []net.Conn
+	for i := 0; i < 5; i++ {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		clis = append(clis, c)
+		for int(n.Load()) != i+1 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	time.Sleep(20 * time.Millisecond)
+	clis[4].Write([]byte("x"))
+	r := <-got
+	if r.i != 4 || r.err != nil || r.at > 250*time.Millisecond {
+		t.Fatalf("first resume %+v, want connection 4 with its data, before the deadlines", r)
+	}
+	for want := 3; want >= 0; want-- {
+		r := <-got
+		due := time.Duration(400-100*want) * time.Millisecond
+		if r.i != want || r.at < due || r.at > due+150*time.Millisecond {
+			t.Fatalf("resume %+v, want connection %d at %v", r, want, due)
+		}
+		if !errors.Is(r.err, os.ErrDeadlineExceeded) {
+			t.Fatalf("connection %d resumed with %v, want no data", r.i, r.err)
+		}
+	}
+	select {
+	case r := <-got:
+		t.Fatalf("resumed again: %+v", r)
+	case <-time.After(150 * time.Millisecond):
+	}
+	s.Close()
 	s.Wait()
 }
