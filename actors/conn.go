@@ -102,12 +102,8 @@ func (b *Broker) serveConn(srv *transport.Server, nc net.Conn, lis *listenerInfo
 	})
 	c.credits.init(readerCredit(b.opt.MaxPacketSize))
 	c.credit, rd.rctx = &c.credits, context.Background() // c.cancel ends the reader's waits
-	reply := make(chan *actor.PID, 1)
 	b.stats.conns.Add(1)
-	b.sys.Root.Send(b.pipes, &spawnPipe{c: c, reply: reply})
-	select {
-	case rd.self = <-reply:
-	case <-time.After(10 * time.Second):
+	if rd.self = b.spawnActor(c, 10*time.Second); rd.self == nil {
 		c.out.CloseWith(transport.ReasonProtocol, errors.New("pipe not spawned"))
 		b.stats.conns.Add(-1)
 		c.cancel()
@@ -351,7 +347,7 @@ func (rd *connReader) readConnect() bool {
 		rd.fail(fmt.Errorf("first packet is %s, not CONNECT: %w", h.Type, protocol.ReasonProtocolError), nil)
 		return false
 	}
-	cp := new(protocol.Connect)
+	cp := newConnect() // connect gives it back
 	if err := cp.Decode(h, clone(body), 0); err != nil {
 		level := cp.AckVersion()
 		if cp.Level > protocol.Version5 {

@@ -55,6 +55,7 @@ func (c *conn) refuse(ctx actor.Context, rc protocol.ReasonCode, err error) {
 // for the session; the session sends the CONNACK so that nothing overtakes
 // it [MQTT-3.2.0-1].
 func (c *conn) connect(ctx actor.Context, cp *protocol.Connect) {
+	defer freeConnect(cp) // nothing keeps it: what outlives it is copied or the body's
 	c.version = cp.Level
 	v5 := cp.Level >= protocol.Version5
 	o := &c.b.opt
@@ -154,7 +155,7 @@ func (c *conn) connect(ctx actor.Context, cp *protocol.Connect) {
 		expiry = o.MaxSessionExpiry
 	}
 
-	ack := &protocol.Connack{}
+	ack := newConnack() // the session gives it back
 	h := &connHandle{pid: c.self, out: c.out, gen: c.id, version: cp.Level, receiveMax: 65535,
 		clientID: id, remote: c.remote, quota: &c.quota, bridge: cp.Bridge}
 	c.hnd = h

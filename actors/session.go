@@ -174,6 +174,8 @@ func (s *session) attach(ctx actor.Context, a *attach) {
 	s.aliases = nil                    // topic aliases live as long as one connection (3.3.2.3.4)
 	a.connack.SessionPresent = present // [MQTT-3.2.2-2] [MQTT-3.2.2-3]
 	buf, err := a.connack.Append(nil, s.conn.version)
+	freeConnack(a.connack)
+	a.connack = nil
 	if err != nil {
 		s.log().Error("encode connack", "reason", err)
 		s.kickConn(ctx, protocol.ReasonImplementationSpecific, "encode connack failed")
