@@ -82,6 +82,7 @@ func New(opt Options) *Broker {
 		return slog.New(quietHandler{h: b.log.Handler(), min: slog.LevelWarn}).With("lib", "protoactor")
 	}
 	b.sys = actor.NewActorSystem(actor.WithLoggerFactory(lf))
+	shrinkPIDRegistry(b.sys)
 	b.pipeProps = actor.PropsFromProducer(func() actor.Actor { return &pipeActor{b: b} },
 		actor.WithDispatcher(connDispatcher), actor.WithMailbox(compactMailbox))
 	b.sessionProps = actor.PropsFromProducer(newSession(b), actor.WithDispatcher(sessionDispatcher), actor.WithMailbox(compactMailbox))
