@@ -32,6 +32,7 @@ type mailbox struct {
 
 	invoker    actor.MessageInvoker
 	dispatcher actor.Dispatcher
+	proc       func() // m.process, made once: a method value allocates
 }
 
 const (
@@ -79,6 +80,7 @@ func (m *mailbox) PostSystemMessage(msg any) {
 // RegisterHandlers implements actor.Mailbox.
 func (m *mailbox) RegisterHandlers(invoker actor.MessageInvoker, dispatcher actor.Dispatcher) {
 	m.invoker, m.dispatcher = invoker, dispatcher
+	m.proc = m.process
 }
 
 // Start implements actor.Mailbox.
@@ -89,7 +91,7 @@ func (m *mailbox) UserMessageCount() int { return int(atomic.LoadInt32(&m.userN)
 
 func (m *mailbox) schedule() {
 	if atomic.CompareAndSwapInt32(&m.running, mailboxIdle, mailboxRunning) {
-		m.dispatcher.Schedule(m.process)
+		m.dispatcher.Schedule(m.proc)
 	}
 }
 
