@@ -207,6 +207,14 @@ func readerCredit(maxPacket int) int64 {
 // client sends again.
 const parkAfter = time.Second
 
+// parkAfterConnect replaces parkAfter for the wait that follows the
+// CONNECT: a client waits for its CONNACK before it sends more, so the
+// reader parks at once (the millisecond catches what was sent along with
+// the CONNECT), instead of holding a goroutine and a read buffer for a
+// second per new connection. In a connection storm that is thousands of
+// goroutines.
+const parkAfterConnect = time.Millisecond
+
 // connReader is the read side of a connection: the state of its read loop,
 // which lives on across parks. Its goroutine is the Server's handler
 // goroutine of the connection; while parked it has none. It decodes
@@ -236,6 +244,7 @@ type connReader struct {
 	waitFrom time.Time     // when the current wait for bytes began; zero between reads
 	parkable bool          // connected, and the socket can park (transport.Parkable)
 	resumed  bool          // back from a park and no bytes read since: no park deadline
+	fresh    bool          // the CONNECT was read, nothing since and no park yet: parkAfterConnect
 
 	park atomic.Pointer[transport.Park] // the current park, for wake
 }
@@ -254,14 +263,18 @@ func (rd *connReader) Read(p []byte) (int, error) {
 	}
 	idle := false
 	if rd.parkable && !rd.resumed && rd.r.Buffered() == 0 && rd.c.out.Err() == nil {
-		if t := rd.waitFrom.Add(parkAfter); dl.IsZero() || t.Before(dl) {
+		after := parkAfter
+		if rd.fresh {
+			after = parkAfterConnect
+		}
+		if t := rd.waitFrom.Add(after); dl.IsZero() || t.Before(dl) {
 			dl, idle = t, true
 		}
 	}
 	rd.c.nc.SetReadDeadline(dl)
 	n, err := rd.c.nc.Read(p)
 	if n > 0 {
-		rd.waitFrom, rd.resumed = time.Time{}, false
+		rd.waitFrom, rd.resumed, rd.fresh = time.Time{}, false, false
 	}
 	if idle && n == 0 && errors.Is(err, os.ErrDeadlineExceeded) && rd.c.out.Err() == nil {
 		return 0, protocol.ErrIdle
@@ -367,6 +380,7 @@ func (rd *connReader) readConnect() bool {
 	// would be a wasted wake-up, and on WebSocket a deadline that passes
 	// during a Read closes the connection.
 	rd.parkable = transport.Parkable(c.nc)
+	rd.fresh = true
 	return true
 }
 
@@ -377,6 +391,7 @@ func (rd *connReader) readConnect() bool {
 // park deadline.
 func (rd *connReader) tryPark() *transport.Park {
 	rd.resumed = true // until bytes arrive, no second park deadline
+	rd.fresh = false
 	if !rd.r.Release() {
 		return nil
 	}
