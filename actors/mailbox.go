@@ -14,10 +14,10 @@ import (
 // ring buffer of ten slots, ~380 bytes an actor before a message arrives.
 // This one behaves the same — system messages first, suspension while a
 // failure is decided, a yield every Throughput messages, a panic escalated
-// to the supervisor — in one struct with one lock: its user ring starts at
-// four slots on the first message and grows as needed, a ring grown by a
-// burst is given back once it drains, and system messages (rare) are held
-// only until they are taken. Unbounded, as DESIGN.md asks: the bounds are
+// to the supervisor — in one struct with one lock: its user ring is one
+// slot of its own until two messages wait at once, then grows as needed, a
+// ring grown by a burst is given back once it drains, and system messages
+// (rare) are held only until they are taken. Unbounded, as DESIGN.md asks: the bounds are
 // ours (reader credit, session queues, the Outbound).
 type mailbox struct {
 	mu   sync.Mutex
@@ -171,30 +171,29 @@ func (m *mailbox) popSys() any {
 	return msg
 }
 
-// ring is a FIFO of messages: a power-of-two ring buffer made on the first
-// push, doubled when full, and dropped when it drains after a burst grew it
-// past ringKeep slots.
+// ring is a FIFO of messages: a power-of-two ring buffer, at first its own
+// one slot (an actor that never has two messages waiting allocates
+// nothing), doubled when full, and back to the one slot when it drains
+// after a burst grew it past ringKeep slots. A ring is never copied.
 type ring struct {
 	buf  []any
 	head int32
 	n    int32
+	one  [1]any
 }
 
-const (
-	ringFirst = 4
-	ringKeep  = 64
-)
+const ringKeep = 64
 
 func (r *ring) push(x any) {
+	if r.buf == nil {
+		r.buf = r.one[:]
+	}
 	if int(r.n) == len(r.buf) {
-		size := 2 * len(r.buf)
-		if size == 0 {
-			size = ringFirst
-		}
-		buf := make([]any, size)
+		buf := make([]any, 2*len(r.buf))
 		for i := int32(0); i < r.n; i++ {
 			buf[i] = r.buf[(r.head+i)&int32(len(r.buf)-1)]
 		}
+		r.one[0] = nil
 		r.buf, r.head = buf, 0
 	}
 	r.buf[(r.head+r.n)&int32(len(r.buf)-1)] = x
