@@ -17,14 +17,13 @@ import (
 // to the supervisor — in one struct with one lock: its user ring is one
 // slot of its own until two messages wait at once, then grows as needed, a
 // ring grown by a burst is given back once it drains, and system messages
-// (rare) are held only until they are taken. Unbounded, as DESIGN.md asks: the bounds are
-// ours (reader credit, session queues, the Outbound).
+// (rare) are a list of their own. 128 bytes. Unbounded, as DESIGN.md asks:
+// the bounds are ours (reader credit, session queues, the Outbound).
 type mailbox struct {
 	mu   sync.Mutex
-	user ring  // under mu
-	sys  []any // under mu; the first one is at sysHead
-	// sysHead: system messages before it are taken, under mu.
-	sysHead int32
+	user ring // under mu
+	// System messages, oldest first, under mu.
+	sysHead, sysTail *sysNode
 
 	userN, sysN int32 // posted, not yet taken (atomic)
 	running     int32 // mailboxIdle or mailboxRunning (atomic)
@@ -71,7 +70,13 @@ func (m *mailbox) PostUserMessage(msg any) {
 // PostSystemMessage implements actor.Mailbox.
 func (m *mailbox) PostSystemMessage(msg any) {
 	m.mu.Lock()
-	m.sys = append(m.sys, msg)
+	n := &sysNode{msg: msg}
+	if m.sysTail == nil {
+		m.sysHead = n
+	} else {
+		m.sysTail.next = n
+	}
+	m.sysTail = n
 	m.mu.Unlock()
 	atomic.AddInt32(&m.sysN, 1)
 	m.schedule()
@@ -159,16 +164,21 @@ func (m *mailbox) popSys() any {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if int(m.sysHead) >= len(m.sys) {
+	n := m.sysHead
+	if n == nil {
 		return nil
 	}
-	msg := m.sys[m.sysHead]
-	m.sys[m.sysHead] = nil
-	m.sysHead++
-	if int(m.sysHead) == len(m.sys) {
-		m.sys, m.sysHead = nil, 0
+	m.sysHead = n.next
+	if m.sysHead == nil {
+		m.sysTail = nil
 	}
-	return msg
+	return n.msg
+}
+
+// sysNode holds one system message in a mailbox's queue.
+type sysNode struct {
+	msg  any
+	next *sysNode
 }
 
 // ring is a FIFO of messages: a power-of-two ring buffer, at first its own
