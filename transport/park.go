@@ -34,9 +34,16 @@ type Park struct {
 	// Set by WakeAt before the park is armed; the poller's timer heap
 	// (hidx is p's index there, -1 when not in it) is under the poller's
 	// lock.
-	deadline time.Time
+	deadline int64 // monoNow clock; 0: none
 	hidx     int
 }
+
+// parkEpoch is the origin of the parks' deadline clock.
+var parkEpoch = time.Now()
+
+// monoNow is now on the parks' deadline clock: nanoseconds since
+// parkEpoch, monotonic.
+func monoNow() int64 { return int64(time.Since(parkEpoch)) }
 
 type parkState uint8
 
@@ -93,7 +100,11 @@ func (s *Server) Park(c net.Conn, resume func() *Park) (*Park, error) {
 // a parked connection holds no timer of its own. Call it before the handler
 // returns the Park; a zero t means no deadline.
 func (p *Park) WakeAt(t time.Time) {
-	p.deadline = t
+	if t.IsZero() {
+		p.deadline = 0
+		return
+	}
+	p.deadline = max(int64(t.Sub(parkEpoch)), 1)
 }
 
 // Wake makes the parked connection's resume run now, whether or not the

@@ -24,8 +24,8 @@ type poller struct {
 	mu     sync.Mutex
 	next   uint64
 	parked map[uint64]*Park
-	timers parkHeap  // armed parks with a deadline, earliest first
-	until  time.Time // when the loop's current wait ends; zero: no deadline
+	timers parkHeap // armed parks with a deadline, earliest first
+	until  int64    // when the loop's current wait ends (monoNow clock); 0: no deadline
 	closed bool
 	done   chan struct{} // closed when the loop has exited
 }
@@ -34,7 +34,7 @@ type poller struct {
 type parkHeap []*Park
 
 func (h parkHeap) Len() int           { return len(h) }
-func (h parkHeap) Less(i, j int) bool { return h[i].deadline.Before(h[j].deadline) }
+func (h parkHeap) Less(i, j int) bool { return h[i].deadline < h[j].deadline }
 func (h parkHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].hidx, h[j].hidx = i, j
@@ -100,10 +100,10 @@ func (pl *poller) arm(p *Park) error {
 	p.token = pl.next
 	pl.parked[p.token] = p
 	poke := false
-	if !p.deadline.IsZero() {
+	if p.deadline != 0 {
 		heap.Push(&pl.timers, p)
 		// The loop waits past this deadline: make it look again.
-		poke = p.hidx == 0 && (pl.until.IsZero() || p.deadline.Before(pl.until))
+		poke = p.hidx == 0 && (pl.until == 0 || p.deadline < pl.until)
 	}
 	pl.mu.Unlock()
 	if poke {
@@ -185,9 +185,9 @@ func (pl *poller) loop() {
 			}
 		}
 		// Wake the parks whose deadline passed.
-		now := time.Now()
+		now := monoNow()
 		pl.mu.Lock()
-		for len(pl.timers) > 0 && !now.Before(pl.timers[0].deadline) {
+		for len(pl.timers) > 0 && pl.timers[0].deadline <= now {
 			due = append(due, heap.Pop(&pl.timers).(*Park))
 		}
 		pl.mu.Unlock()
@@ -205,11 +205,11 @@ func (pl *poller) timeout() int {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	if len(pl.timers) == 0 {
-		pl.until = time.Time{}
+		pl.until = 0
 		return -1
 	}
 	pl.until = pl.timers[0].deadline
-	d := time.Until(pl.until)
+	d := time.Duration(pl.until - monoNow())
 	if d <= 0 {
 		return 0
 	}
