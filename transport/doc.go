@@ -51,12 +51,13 @@
 //     the Server, exits when Handle returns; Server.Wait waits for them.
 //     A handler may park its connection instead (Server.Park, Linux, plain
 //     TCP and Unix sockets): it returns a *Park and the connection keeps its
-//     slot with no goroutine; when it is readable or woken the Server runs
-//     the Park's resume on a new goroutine, which is the handler from then
-//     on;
+//     slot with no goroutine; when it is readable, woken, or its deadline
+//     (Park.WakeAt) passes, the Server runs the Park's resume on a new
+//     goroutine, which is the handler from then on;
 //   - the poller goroutine of a Server (one epoll instance for every parked
-//     connection): owned by the Server, started by the first Park, exits in
-//     Wait once every connection is finished.
+//     connection, and a heap of their deadlines): owned by the Server,
+//     started by the first Park, exits in Wait once every connection is
+//     finished.
 //
 // # TLS, WebSocket and QUIC
 //
