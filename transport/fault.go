@@ -80,7 +80,9 @@ func (o *Outbound) inject(p *FaultPlan) error {
 	case FaultInvalid:
 		return errInjectedInvalid
 	case FaultStall:
-		<-o.quit
+		for !o.quitting.Load() {
+			<-o.wake // closeWith sets quitting, then wakes the writer
+		}
 		return net.ErrClosed
 	}
 	return nil

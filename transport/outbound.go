@@ -105,11 +105,13 @@ type Outbound struct {
 	onClose  func()
 	faults   *FaultPlan
 	vectored bool
-	epoch    time.Time // monotonic origin of progress
 
-	wake chan struct{} // capacity 1: "the queue went non-empty" while a writer runs
-	quit chan struct{} // closed once, by closeWith
-	done chan struct{} // closed by the last writer goroutine on exit
+	// wake (capacity 1) says "the queue went non-empty" to a running
+	// writer. It is made under mu when the first writer starts and never
+	// changes after, so whoever saw running set may use it; a connection
+	// whose writes were all inline has none.
+	wake     chan struct{}
+	quitting atomic.Bool // set once, by closeWith, before it wakes the writer
 
 	mu      sync.Mutex
 	state   uint8    // stateOpen → stateDraining → stateClosed, under mu
@@ -117,18 +119,23 @@ type Outbound struct {
 	running bool     // a writer goroutine runs (or is starting), under mu
 	writing bool     // the writer goroutine has taken a batch it is writing, under mu
 	inline  bool     // an Enqueue is writing on its own goroutine (writeInline), under mu
+	// done is made by the first Done call (an idle connection holds none)
+	// and closed by the last writer goroutine on exit, which sets finished;
+	// both under mu.
+	done     chan struct{}
+	finished bool
 
 	// raw is the socket for inline writes: set for kernel sockets of an
 	// Outbound without Release or Faults, nil otherwise.
 	raw       syscall.RawConn
-	lastWrite atomic.Int64 // time since epoch when the last write began
+	lastWrite atomic.Int64 // monoNow when the last write began
 
 	idleCheck atomic.Bool // the writer's idle timer fired: see run
 
 	cerr atomic.Pointer[CloseError] // first recorded reason; set under mu
 
 	pending  atomic.Int64 // bytes accepted and not yet written or discarded
-	progress atomic.Int64 // time since epoch of the last write progress
+	progress atomic.Int64 // monoNow of the last write progress
 
 	queued    atomic.Int64 // bytes accepted in total
 	written   atomic.Int64 // bytes written in total
@@ -138,9 +145,11 @@ type Outbound struct {
 	maxBatch  atomic.Int64 // most buffers in one batch
 	queueFull atomic.Int64 // ErrQueueFull rejections
 	inlines   atomic.Int64 // inline writes
+}
 
-	// Owned by the running writer goroutine (one at a time; handed from
-	// one to the next under mu).
+// writerState is a writer goroutine's own: it lives on that goroutine and
+// ends with it, so an Outbound without a writer holds none of it.
+type writerState struct {
 	iovBack   [][]byte    // backing array of iov, at most maxIOV entries
 	iov       net.Buffers // consumed by WriteTo; never appended to directly
 	underused int         // batches in a row using < 1/4 of a big array
@@ -169,10 +178,6 @@ func NewOutbound(c net.Conn, opts Options) *Outbound {
 		release: opts.Release,
 		onClose: opts.OnClose,
 		faults:  opts.Faults,
-		epoch:   time.Now(),
-		wake:    make(chan struct{}, 1),
-		quit:    make(chan struct{}),
-		done:    make(chan struct{}),
 	}
 	if o.max <= 0 {
 		o.max = DefaultMaxPending
@@ -320,7 +325,35 @@ func (o *Outbound) CloseWith(reason CloseReason, cause error) {
 // Done is closed when the last writer goroutine has exited after a close:
 // the connection is closed and every accepted buffer was written or
 // released.
-func (o *Outbound) Done() <-chan struct{} { return o.done }
+func (o *Outbound) Done() <-chan struct{} {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.done == nil {
+		if o.finished {
+			return closedChan
+		}
+		o.done = make(chan struct{})
+	}
+	return o.done
+}
+
+// closedChan is Done's answer after the end, when nobody asked before.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
+// finish marks the end (the last writer's exit) and closes done.
+func (o *Outbound) finish() {
+	o.mu.Lock()
+	o.finished = true
+	d := o.done
+	o.mu.Unlock()
+	if d != nil {
+		close(d)
+	}
+}
 
 // Err returns the recorded close reason, or nil while the Outbound is open.
 // It is set as soon as a close is decided (by CloseAfter too, before the
@@ -342,7 +375,7 @@ func (o *Outbound) Pending() int64 { return o.pending.Load() }
 // pending bytes last went from zero to non-zero, whichever is later. The time
 // carries a monotonic reading.
 func (o *Outbound) LastProgress() time.Time {
-	return o.epoch.Add(time.Duration(o.progress.Load()))
+	return parkEpoch.Add(time.Duration(o.progress.Load()))
 }
 
 // Stalled reports whether bytes are pending and no write progress was made
@@ -398,7 +431,7 @@ func (o *Outbound) add(n int64) {
 	if o.pending.Add(n) == n {
 		// Pending went from zero: the stall clock starts now, not at the
 		// last write, which may be long ago.
-		o.progress.Store(int64(time.Since(o.epoch)))
+		o.progress.Store(monoNow())
 	}
 }
 
@@ -414,6 +447,9 @@ func (o *Outbound) signal() {
 func (o *Outbound) startLocked() bool {
 	if o.running {
 		return false
+	}
+	if o.wake == nil {
+		o.wake = make(chan struct{}, 1)
 	}
 	o.running = true
 	return true
@@ -463,9 +499,11 @@ func (o *Outbound) closeWith(reason CloseReason, cause error) {
 	if err := o.conn.SetDeadline(aLongTimeAgo); err != nil {
 		_ = o.conn.Close() // deadlines unsupported: close to unblock the writer
 	}
-	close(o.quit)
+	o.quitting.Store(true)
 	if start {
 		go o.run()
+	} else {
+		o.signal()
 	}
 	if o.onClose != nil {
 		o.onClose()
@@ -481,11 +519,12 @@ func (o *Outbound) closeConn() {
 // run is a writer goroutine, started by startLocked's caller. Owner: the
 // Outbound; one runs at a time. Exit: nothing to write for idleExit while
 // open (an idle exit: the next Enqueue starts another), or the end of the
-// connection (quit closed, a write failure, a completed drain, or a
+// connection (quitting set, a write failure, a completed drain, or a
 // recovered panic). On the end the reason is recorded, the connection is
 // closed, remaining buffers are released, and then done is closed; no
 // writer starts after that one.
 func (o *Outbound) run() {
+	var w writerState
 	var batch [][]byte // the buffers being written; released entries are nil
 	// The idle check is a timer that sets idleCheck and wakes the writer,
 	// once per idleExit while the writer runs. It is not reset per batch,
@@ -506,16 +545,14 @@ func (o *Outbound) run() {
 		}
 		o.closeConn()
 		o.discard(batch)
-		close(o.done)
+		o.finish()
 	}()
 	for {
-		select {
-		case <-o.quit:
+		if o.quitting.Load() {
 			return
-		default:
 		}
 		var draining, empty bool
-		batch, draining, empty = o.take(batch)
+		batch, draining, empty = o.take(&w, batch)
 		if empty {
 			// Nothing queued: exit if idle for idleExit, else wait.
 			if o.idleCheck.Swap(false) {
@@ -527,20 +564,16 @@ func (o *Outbound) run() {
 					tick.Reset(idleExit)
 				}
 			}
-			select {
-			case <-o.wake:
-			case <-o.quit:
-				return
-			}
+			<-o.wake // closeWith sets quitting, then wakes
 			continue
 		}
 		if len(batch) == 0 {
-			// Closed between the check of quit and take, or draining with
+			// Closed between the check of quitting and take, or draining with
 			// nothing queued: the drain's reason is already recorded.
 			o.closeWith(ReasonClosed, nil)
 			return
 		}
-		if err := o.write(batch); err != nil {
+		if err := o.write(&w, batch); err != nil {
 			o.closeWith(classify(err), err)
 			return
 		}
@@ -561,9 +594,6 @@ func (o *Outbound) exitIdle() bool {
 	if len(o.queue) > 0 || o.state != stateOpen {
 		return false
 	}
-	// The writer's own fields are dropped before mu is released: the next
-	// writer may start at once.
-	o.iovBack, o.iov, o.underused = nil, nil, 0
 	o.queue = nil
 	o.running = false
 	return true
@@ -572,16 +602,16 @@ func (o *Outbound) exitIdle() bool {
 // take swaps the queue for the writer's previous (released, cleared but not
 // resliced) batch array and returns everything queued; empty reports that
 // nothing was queued while the Outbound is open.
-func (o *Outbound) take(prev [][]byte) (batch [][]byte, draining, empty bool) {
+func (o *Outbound) take(w *writerState, prev [][]byte) (batch [][]byte, draining, empty bool) {
 	switch {
 	case cap(prev) <= retainBatch || len(prev) >= cap(prev)/4:
-		o.underused = 0
+		w.underused = 0
 		prev = prev[:0]
-	case o.underused < shrinkAfter:
-		o.underused++
+	case w.underused < shrinkAfter:
+		w.underused++
 		prev = prev[:0]
 	default:
-		o.underused = 0
+		w.underused = 0
 		prev = nil // the burst has passed: do not keep its array alive
 	}
 	o.mu.Lock()
@@ -600,13 +630,13 @@ func (o *Outbound) take(prev [][]byte) (batch [][]byte, draining, empty bool) {
 }
 
 // write writes one batch under one write deadline.
-func (o *Outbound) write(batch [][]byte) error {
+func (o *Outbound) write(w *writerState, batch [][]byte) error {
 	if p := o.faults; p != nil {
 		if err := o.inject(p); err != nil {
 			return err
 		}
 	}
-	o.lastWrite.Store(int64(time.Since(o.epoch)))
+	o.lastWrite.Store(monoNow())
 	o.batches.Add(1)
 	o.buffers.Add(int64(len(batch)))
 	if n := int64(len(batch)); n > o.maxBatch.Load() {
@@ -616,7 +646,7 @@ func (o *Outbound) write(batch [][]byte) error {
 		return err
 	}
 	if o.vectored {
-		return o.writeVectored(batch)
+		return o.writeVectored(w, batch)
 	}
 	return o.writeCoalesced(batch)
 }
@@ -624,13 +654,13 @@ func (o *Outbound) write(batch [][]byte) error {
 // writeVectored writes batch with vectored writes of up to maxIOV buffers.
 // net.Buffers.WriteTo consumes the slice it is given (and nils its entries),
 // so it gets a copy of the headers in iovBack, never batch itself.
-func (o *Outbound) writeVectored(batch [][]byte) error {
+func (o *Outbound) writeVectored(w *writerState, batch [][]byte) error {
 	for len(batch) > 0 {
 		k := min(len(batch), maxIOV)
-		o.iovBack = append(o.iovBack[:0], batch[:k]...)
-		o.iov = o.iovBack
-		n, err := o.iov.WriteTo(o.conn)
-		clear(o.iovBack[:k])
+		w.iovBack = append(w.iovBack[:0], batch[:k]...)
+		w.iov = w.iovBack
+		n, err := w.iov.WriteTo(o.conn)
+		clear(w.iovBack[:k])
 		o.writes.Add(1)
 		o.progressed(n)
 		if err != nil {
@@ -693,7 +723,7 @@ func (o *Outbound) progressed(n int64) {
 	}
 	o.written.Add(n)
 	o.pending.Add(-n)
-	o.progress.Store(int64(time.Since(o.epoch)))
+	o.progress.Store(monoNow())
 }
 
 // releaseAll hands every buffer of a written batch to Release and clears
@@ -756,7 +786,7 @@ func classify(err error) CloseReason {
 
 // sinceWrite is the time since the last write began.
 func (o *Outbound) sinceWrite() time.Duration {
-	return time.Since(o.epoch) - time.Duration(o.lastWrite.Load())
+	return time.Duration(monoNow() - o.lastWrite.Load())
 }
 
 // writeInline writes bufs (accepted and counted, the queue empty, no
@@ -768,7 +798,7 @@ func (o *Outbound) sinceWrite() time.Duration {
 // queue for the writer goroutine, which waits under the write deadline.
 // The caller never blocks on the network.
 func (o *Outbound) writeInline(one []byte, bufs [][]byte) {
-	o.lastWrite.Store(int64(time.Since(o.epoch)))
+	o.lastWrite.Store(monoNow())
 	n, err, tried := o.tryWrite(one, bufs)
 	if !tried && err != nil {
 		// The poller refused before writing: a write deadline left by an

@@ -38,11 +38,12 @@ type Park struct {
 	hidx     int
 }
 
-// parkEpoch is the origin of the parks' deadline clock.
+// parkEpoch is the origin of the package's clock: the parks' deadlines
+// and the Outbounds' progress and last-write times.
 var parkEpoch = time.Now()
 
-// monoNow is now on the parks' deadline clock: nanoseconds since
-// parkEpoch, monotonic.
+// monoNow is now on the package's clock: nanoseconds since parkEpoch,
+// monotonic.
 func monoNow() int64 { return int64(time.Since(parkEpoch)) }
 
 type parkState uint8
