@@ -95,6 +95,11 @@ func TestV5SessionExpiry(t *testing.T) {
 	d.Props.Set(protocol.PropSessionExpiry)
 	zeroed.send(d)
 	zeroed.drop()
+	// A new connection's CONNECT is not ordered after what the old socket
+	// still holds: wait until the broker has read each DISCONNECT.
+	for _, c := range []*rawConn{short, none, zeroed} {
+		rawGone(t, b, c)
+	}
 
 	if ack := resume("none"); ack.SessionPresent {
 		t.Error("session without Session Expiry Interval survived its connection")
