@@ -114,7 +114,12 @@ func New(opt Options) *Broker {
 	<-ready
 	b.stopSys = make(chan struct{})
 	if opt.SysInterval > 0 {
-		go b.runSys(opt.SysInterval, b.stopSys)
+		// The first $SYS figures are retained before New returns, so a
+		// client that subscribes to $SYS/# finds them at once, whenever
+		// the ticker goroutine first runs.
+		start := time.Now()
+		b.publishSys(start)
+		go b.runSys(start, opt.SysInterval, b.stopSys)
 	}
 	if opt.ProgressTimeout > 0 {
 		go b.runWatchdog(opt.ProgressTimeout, b.stopSys)

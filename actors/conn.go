@@ -244,7 +244,8 @@ type connReader struct {
 	waitFrom time.Time     // when the current wait for bytes began; zero between reads
 	parkable bool          // connected, and the socket can park (transport.Parkable)
 	resumed  bool          // back from a park and no bytes read since: no park deadline
-	fresh    bool          // the CONNECT was read, nothing since and no park yet: parkAfterConnect
+	fresh    bool          // the CONNECT (or a keepalive PINGREQ that woke a park) was read, nothing since: parkAfterConnect
+	woke     bool          // resumed from a park, no packet decoded since
 
 	park atomic.Pointer[transport.Park] // the current park, for wake
 }
@@ -340,6 +341,17 @@ func (rd *connReader) run() *transport.Park {
 			rd.fail(err, nil)
 			return rd.finish()
 		}
+		if rd.woke {
+			// A parked connection woken by a PINGREQ alone is keepalive
+			// traffic: it parks again as soon as after a CONNECT, not a
+			// second later, so that a round of keepalives across many idle
+			// connections does not hold a goroutine and a read buffer
+			// each for parkAfter.
+			rd.woke = false
+			if _, ping := pkt.(*protocol.Pingreq); ping {
+				rd.fresh = true
+			}
+		}
 		rd.sys.Root.Send(rd.self, &inbound{gen: c.id, pkt: pkt, credit: c.credit, cost: cost})
 	}
 }
@@ -416,6 +428,7 @@ func (rd *connReader) tryPark() *transport.Park {
 // or the connection is closing.
 func (rd *connReader) resume() *transport.Park {
 	rd.park.Store(nil)
+	rd.woke = true
 	return rd.run()
 }
 

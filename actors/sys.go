@@ -10,13 +10,12 @@ import (
 // Version is the broker version published in $SYS; cmd sets it.
 var Version = "dev"
 
-// runSys publishes the $SYS topics every interval until stop closes.
-// Owner: the Broker, which starts it in New and stops it in Shutdown.
-func (b *Broker) runSys(interval time.Duration, stop <-chan struct{}) {
-	start := time.Now()
+// runSys publishes the $SYS topics every interval (uptime counted from
+// start) until stop closes. Owner: the Broker, which publishes the first
+// set itself, starts it in New and stops it in Shutdown.
+func (b *Broker) runSys(start time.Time, interval time.Duration, stop <-chan struct{}) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	b.publishSys(start)
 	for {
 		select {
 		case <-stop:

@@ -243,6 +243,18 @@ func TestTransportsIdle(t *testing.T) {
 			}
 			defer c.nc.Close()
 			time.Sleep(2500 * time.Millisecond) // idle past the 1 s park and writer thresholds, twice
+			// Keepalive traffic: a PINGREQ wakes the parked reader, which
+			// parks again within a millisecond; the next PINGREQ wakes it
+			// again.
+			for i := range 3 {
+				if err := c.send(&protocol.Pingreq{}); err != nil {
+					t.Fatal(err)
+				}
+				if p, err := c.next(); err != nil || p.Type() != protocol.TypePingresp {
+					t.Fatalf("ping %d after idling: %v, %v; want PINGRESP", i, p, err)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
 			topic := "idle/" + name
 			if err := c.send(&protocol.Subscribe{PacketID: 1, Filters: []protocol.Subscription{{Filter: []byte(topic), QoS: 1}}}); err != nil {
 				t.Fatal(err)

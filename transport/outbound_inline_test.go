@@ -2,11 +2,9 @@ package transport
 
 import (
 	"bytes"
-	"errors"
 	"io"
 	"math/rand/v2"
 	"net"
-	"sync"
 	"testing"
 	"time"
 )
@@ -151,47 +149,11 @@ func TestInlineOrderMixed(t *testing.T) {
 			}
 		}
 	}()
-	var wg sync.WaitGroup
-	errs := make(chan error, producers)
-	for p := range producers {
-		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(p), 1))
-			retry := func(f func() error) error {
-				for {
-					err := f()
-					if !errors.Is(err, ErrQueueFull) {
-						return err
-					}
-					time.Sleep(50 * time.Microsecond)
-				}
-			}
-			for seq := 0; seq < perProd; {
-				if rng.IntN(20) == 0 {
-					time.Sleep(time.Duration(rng.IntN(300)) * time.Microsecond)
-				}
-				if seq%10 == 0 && seq+3 <= perProd {
-					bufs := [][]byte{makeRecord(p, seq, 0, 3), makeRecord(p, seq+1, 1, 3), makeRecord(p, seq+2, 2, 3)}
-					if err := retry(func() error { return o.EnqueueBatch(bufs...) }); err != nil {
-						errs <- err
-						return
-					}
-					seq += 3
-					continue
-				}
-				b := makeRecord(p, seq, 0, 1)
-				if err := retry(func() error { return o.Enqueue(b) }); err != nil {
-					errs <- err
-					return
-				}
-				seq++
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	produceRecords(t, o, producers, perProd, nil, func(rng *rand.Rand) {
+		if rng.IntN(20) == 0 {
+			time.Sleep(time.Duration(rng.IntN(300)) * time.Microsecond) // a pause: the next write may go inline
+		}
+	})
 	if err := o.CloseAfter(ReasonClosed, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -219,47 +219,7 @@ func TestOrderAcrossBatchesTCP(t *testing.T) {
 	o := NewOutbound(srv, Options{MaxPending: 16 << 10, Release: tr.Release, WriteTimeout: 10 * time.Second})
 
 	got := readAllAsync(cli)
-	var wg sync.WaitGroup
-	errs := make(chan error, producers)
-	for p := range producers {
-		wg.Go(func() {
-			retry := func(f func() error) error {
-				for {
-					err := f()
-					if !errors.Is(err, ErrQueueFull) {
-						return err
-					}
-					time.Sleep(50 * time.Microsecond) // the caller's policy here: retry later
-				}
-			}
-			for seq := 0; seq < perProd; {
-				if seq%10 == 0 && seq+3 <= perProd {
-					bufs := [][]byte{makeRecord(p, seq, 0, 3), makeRecord(p, seq+1, 1, 3), makeRecord(p, seq+2, 2, 3)}
-					if err := retry(func() error { return o.EnqueueBatch(bufs...) }); err != nil {
-						errs <- err
-						return
-					}
-					for _, b := range bufs {
-						tr.Accepted(b)
-					}
-					seq += 3
-					continue
-				}
-				b := makeRecord(p, seq, 0, 1)
-				if err := retry(func() error { return o.Enqueue(b) }); err != nil {
-					errs <- err
-					return
-				}
-				tr.Accepted(b)
-				seq++
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	produceRecords(t, o, producers, perProd, tr.Accepted, nil)
 	if err := o.CloseAfter(ReasonClosed, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -282,6 +242,64 @@ func TestOrderAcrossBatchesTCP(t *testing.T) {
 	tr.Check(t)
 	t.Logf("%d buffers in %d batches, %d write calls, max batch %d, %d queue-full retries",
 		st.Buffers, st.Batches, st.Writes, st.MaxBatch, st.QueueFull)
+}
+
+// produceRecords has producers goroutines enqueue perProd makeRecord
+// records each on o (every tenth as an atomic batch of 3), retrying on
+// ErrQueueFull, and fails the test on any other error. accepted, when set,
+// is told of every accepted buffer; pause, when set, runs before each
+// enqueue with the producer's random source.
+func produceRecords(t *testing.T, o *Outbound, producers, perProd int, accepted func([]byte), pause func(*rand.Rand)) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, producers)
+	for p := range producers {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(p), 1))
+			retry := func(f func() error) error {
+				for {
+					err := f()
+					if !errors.Is(err, ErrQueueFull) {
+						return err
+					}
+					time.Sleep(50 * time.Microsecond) // the caller's policy here: retry later
+				}
+			}
+			for seq := 0; seq < perProd; {
+				if pause != nil {
+					pause(rng)
+				}
+				if seq%10 == 0 && seq+3 <= perProd {
+					bufs := [][]byte{makeRecord(p, seq, 0, 3), makeRecord(p, seq+1, 1, 3), makeRecord(p, seq+2, 2, 3)}
+					if err := retry(func() error { return o.EnqueueBatch(bufs...) }); err != nil {
+						errs <- err
+						return
+					}
+					for _, b := range bufs {
+						if accepted != nil {
+							accepted(b)
+						}
+					}
+					seq += 3
+					continue
+				}
+				b := makeRecord(p, seq, 0, 1)
+				if err := retry(func() error { return o.Enqueue(b) }); err != nil {
+					errs <- err
+					return
+				}
+				if accepted != nil {
+					accepted(b)
+				}
+				seq++
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
 }
 
 // checkRecords parses a stream of makeRecord records from producers
