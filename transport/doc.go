@@ -8,7 +8,10 @@
 // queue of buffers bounded in bytes, drained by one writer goroutine that the
 // Outbound starts and owns. The writer runs only while there is writing to
 // do: it starts with the first buffer queued and exits after a second with
-// nothing to write, so an idle connection costs no goroutine. The contract:
+// nothing to write, so an idle connection costs no goroutine. On a quiet
+// TCP connection the goroutine that queues a buffer writes it at once, with
+// one non-blocking write, while no writer goroutine is writing (see
+// Outbound). The contract:
 //
 //   - Enqueue, EnqueueBatch, CloseAfter, Close and CloseWith may be called
 //     from any goroutine and never block on the network or on the writer.

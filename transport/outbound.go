@@ -93,6 +93,12 @@ type Options struct {
 // goroutine and no batch arrays. At most one writer runs at a time, so
 // writes stay ordered.
 //
+// On a kernel TCP or Unix socket (without Release or Faults), an Enqueue
+// onto an empty queue, with no write under way and none begun in the last
+// inlineGap, makes one non-blocking write itself (writeInline) instead of
+// waking the writer; what the socket does not take goes to the writer.
+// Only one of the two writes at a time (mu's writing and inline flags).
+//
 // All methods may be called from any goroutine and none blocks on the
 // network. After Close (or a write failure, or a completed CloseAfter) a
 // last writer closes the connection and releases what is left; Done is
