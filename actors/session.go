@@ -320,8 +320,14 @@ func (s *session) send(p protocol.Packet) bool {
 		return false
 	}
 	buf, err := p.Append(make([]byte, 0, p.Len(s.conn.version)), s.conn.version)
+	return s.enqueueEncoded(buf, err, p.Type())
+}
+
+// enqueueEncoded hands an encoded packet to the connection's writer, or
+// logs why it could not be encoded.
+func (s *session) enqueueEncoded(buf []byte, err error, t protocol.Type) bool {
 	if err != nil {
-		s.log().Error("encode", "packet", p.Type().String(), "reason", err)
+		s.log().Error("encode", "packet", t.String(), "reason", err)
 		return false
 	}
 	return s.conn.out.Enqueue(buf) == nil
@@ -336,11 +342,7 @@ func (s *session) sendAck(a *protocol.Ack) bool {
 	}
 	v := s.conn.version
 	buf, err := a.Append(make([]byte, 0, a.Len(v)), v)
-	if err != nil {
-		s.log().Error("encode", "packet", a.Type().String(), "reason", err)
-		return false
-	}
-	return s.conn.out.Enqueue(buf) == nil
+	return s.enqueueEncoded(buf, err, a.Kind)
 }
 
 // markResend marks every unacknowledged PUBLISH for resending with DUP and

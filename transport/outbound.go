@@ -853,15 +853,12 @@ func (o *Outbound) writeInline(one []byte, bufs [][]byte) {
 // whether the write was attempted; if not, err is the poller's refusal
 // (closed, or a passed deadline). A full socket is n < total, err nil.
 func (o *Outbound) tryWrite(one []byte, bufs [][]byte) (n int, err error, tried bool) {
-	rerr := o.raw.Write(func(fd uintptr) bool {
-		tried = true
-		if bufs == nil {
-			n, err = write1(int(fd), one)
-		} else {
-			n, err = writev(int(fd), bufs)
-		}
-		return true // one attempt: never wait for the socket here
-	})
+	op := inlineOps.Get().(*inlineOp)
+	op.one, op.bufs = one, bufs
+	rerr := o.raw.Write(op.fn)
+	n, err, tried = op.n, op.err, op.tried
+	*op = inlineOp{fn: op.fn}
+	inlineOps.Put(op)
 	if !tried {
 		return 0, rerr, false
 	}
@@ -872,6 +869,36 @@ func (o *Outbound) tryWrite(one []byte, bufs [][]byte) (n int, err error, tried 
 		err = nil
 	}
 	return n, err, true
+}
+
+// inlineOp carries one inline write through syscall.RawConn.Write: its
+// callback is made once per pooled op, so the write allocates nothing (a
+// closure over the arguments and results would be four allocations per
+// message).
+type inlineOp struct {
+	one   []byte
+	bufs  [][]byte
+	n     int
+	err   error
+	tried bool
+	fn    func(fd uintptr) bool
+}
+
+var inlineOps = sync.Pool{New: func() any {
+	op := new(inlineOp)
+	op.fn = op.write
+	return op
+}}
+
+// write is the RawConn callback: one attempt, never a wait for the socket.
+func (op *inlineOp) write(fd uintptr) bool {
+	op.tried = true
+	if op.bufs == nil {
+		op.n, op.err = write1(int(fd), op.one)
+	} else {
+		op.n, op.err = writev(int(fd), op.bufs)
+	}
+	return true
 }
 
 // unwritten returns what of one (bufs nil) or bufs is left after n bytes

@@ -177,3 +177,37 @@ func TestInlineOrderMixed(t *testing.T) {
 	}
 	t.Logf("%d buffers: %d inline writes, %d batches, %d write calls, max batch %d", st.Buffers, st.Inline, st.Batches, st.Writes, st.MaxBatch)
 }
+
+// An inline write allocates nothing: Enqueue on a quiet TCP connection
+// costs no heap beyond the caller's buffer.
+func TestInlineWriteNoAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector drops sync.Pool entries at random: allocations are not the program's")
+	}
+	srv, cli := tcpPair(t)
+	defer cli.Close()
+	drained := drain(cli)
+	o := NewOutbound(srv, Options{})
+	msg := []byte("ping")
+	pair := [][]byte{[]byte("head"), []byte("payload")}
+	send := func() {
+		time.Sleep(2 * inlineGap) // quiet: the write goes inline
+		if err := o.Enqueue(msg); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * inlineGap)
+		if err := o.EnqueueBatch(pair...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send() // warm the pool
+	if n := testing.AllocsPerRun(200, send); n != 0 {
+		t.Errorf("%v allocations per inline Enqueue", n)
+	}
+	if st := o.Stats(); st.Inline != st.Writes || st.Batches != 0 {
+		t.Fatalf("stats %+v: want every write inline", st)
+	}
+	o.Close()
+	waitDone(t, o, 5*time.Second)
+	<-drained
+}
