@@ -181,3 +181,11 @@ func noPark(f func(net.Conn)) func(net.Conn) *Park {
 		return nil
 	}
 }
+
+// closedDeadlineConn is a countingConn whose SetDeadline reports a closed
+// connection, as a TCPConn does once its writer has closed it.
+type closedDeadlineConn struct{ countingConn }
+
+func (c *closedDeadlineConn) SetDeadline(time.Time) error {
+	return &net.OpError{Op: "set", Net: "tcp", Err: net.ErrClosed}
+}

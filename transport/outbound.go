@@ -502,8 +502,11 @@ func (o *Outbound) closeWith(reason CloseReason, cause error) {
 	o.state = stateClosed
 	start := o.startLocked() // the last writer closes the connection
 	o.mu.Unlock()
-	if err := o.conn.SetDeadline(aLongTimeAgo); err != nil {
-		_ = o.conn.Close() // deadlines unsupported: close to unblock the writer
+	if err := o.conn.SetDeadline(aLongTimeAgo); err != nil && !errors.Is(err, net.ErrClosed) {
+		// Deadlines unsupported: close to unblock the writer. Not when the
+		// connection is closed already: a writer that ended a drain between
+		// our unlock and here has closed it, and it is closed only once.
+		_ = o.conn.Close()
 	}
 	o.quitting.Store(true)
 	if start {

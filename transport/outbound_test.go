@@ -935,3 +935,20 @@ func TestWriterNoLostWakeup(t *testing.T) {
 		<-o.Done()
 	})
 }
+
+// TestCloseOnceWhenConnAlreadyClosed: a close that finds the connection
+// already closed by the writer (SetDeadline reports net.ErrClosed: a drain
+// ended between the closer's unlock and its SetDeadline) does not close it
+// again; the writer's close is the only one. TestCloseIdempotentConcurrent
+// found this race under -race.
+func TestCloseOnceWhenConnAlreadyClosed(t *testing.T) {
+	c, peer := tcpPair(t)
+	defer peer.Close()
+	cc := &closedDeadlineConn{countingConn{Conn: c}}
+	o := NewOutbound(cc, Options{})
+	o.Close()
+	waitDone(t, o, 5*time.Second)
+	if n := cc.closes.Load(); n != 1 {
+		t.Fatalf("conn closed %d times, want 1", n)
+	}
+}
