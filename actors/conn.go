@@ -45,6 +45,7 @@ type conn struct {
 
 	clientID      string
 	session       *actor.PID
+	smb           *mailbox             // the session's mailbox: see toSession
 	hnd           *connHandle          // what the session is told of this connection (CONNECT accepted)
 	early         []*inbound           // received between CONNECT and attached
 	earlyFail     *readFailed          // the reader's failure between CONNECT and attached, after early

@@ -216,7 +216,7 @@ func (c *conn) connect(ctx actor.Context, cp *protocol.Connect) {
 }
 
 func (c *conn) attached(ctx actor.Context, m *attached) {
-	c.session = m.session
+	c.session, c.smb = m.session, m.mb
 	c.connecting = false
 	if !c.closed {
 		c.connected = true

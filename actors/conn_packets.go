@@ -79,7 +79,23 @@ func (c *conn) handle(ctx actor.Context, m *inbound) {
 		c.fail(ctx, protocol.ReasonProtocolError, fmt.Errorf("unexpected %s from client", m.pkt.Type()), true)
 		return
 	}
-	ctx.Send(c.session, m) // the same message, now for the session (one allocation per packet)
+	c.toSession(ctx, m) // the same message, now for the session (one allocation per packet)
+}
+
+// toSession passes a client's packet to its session, through the
+// session's mailbox, which the session names in attached (without one, a
+// plain Send): if the session is idle, it runs at once on
+// this goroutine — nearly always the connection's reader — for a bounded
+// number of messages (see mailbox.postLocal). That is one goroutine
+// hand-off fewer per packet: the publisher's PUBACK, and the routing of
+// its message, happen where the PUBLISH was read; a subscriber's PUBACK
+// frees its window where it was read.
+func (c *conn) toSession(ctx actor.Context, m *inbound) {
+	if c.smb != nil {
+		c.smb.postLocal(m)
+		return
+	}
+	ctx.Send(c.session, m)
 }
 
 func (c *conn) release(m *inbound) {

@@ -82,10 +82,48 @@ func (m *mailbox) PostSystemMessage(msg any) {
 	m.schedule()
 }
 
-// RegisterHandlers implements actor.Mailbox.
+// RegisterHandlers implements actor.Mailbox. protoactor calls it once the
+// actor exists, so an actor that wants its mailbox (mailboxOwner) is told
+// here.
 func (m *mailbox) RegisterHandlers(invoker actor.MessageInvoker, dispatcher actor.Dispatcher) {
 	m.invoker, m.dispatcher = invoker, dispatcher
 	m.proc = m.process
+	if c, ok := invoker.(interface{ Actor() actor.Actor }); ok {
+		if o, ok := c.Actor().(mailboxOwner); ok {
+			o.setMailbox(m)
+		}
+	}
+}
+
+// mailboxOwner is an actor told its mailbox when spawned (see postLocal).
+type mailboxOwner interface{ setMailbox(*mailbox) }
+
+// inlineBudget is how many messages postLocal handles on its caller's
+// goroutine before it hands the rest to the dispatcher.
+const inlineBudget = 8
+
+// postLocal posts a user message and, when the mailbox was idle, runs it
+// at once on the calling goroutine — for at most inlineBudget messages,
+// then the dispatcher takes what is left — instead of waking a dispatcher
+// goroutine. The actor must never block, and the caller must be able to
+// wait for its handling: a connection passes its client's packets to the
+// session this way from its reader, which then reads on once the session
+// has handled them (reader credit bounds the same thing). While the
+// mailbox runs elsewhere, this is PostUserMessage: the message is queued
+// and taken by that run. Either way one goroutine at a time runs the actor,
+// in order. No MessageBatch or envelope unwrapping: the caller posts plain
+// messages.
+func (m *mailbox) postLocal(msg any) {
+	m.mu.Lock()
+	m.user.push(msg)
+	m.mu.Unlock()
+	atomic.AddInt32(&m.userN, 1)
+	if !atomic.CompareAndSwapInt32(&m.running, mailboxIdle, mailboxRunning) {
+		return
+	}
+	if m.run(inlineBudget) || m.settle() {
+		m.dispatcher.Schedule(m.proc) // still running: the rest is the dispatcher's
+	}
 }
 
 // Start implements actor.Mailbox.
@@ -105,28 +143,44 @@ func (m *mailbox) schedule() {
 // the run ended and before idle was set is picked up here.
 func (m *mailbox) process() {
 	for {
-		m.run()
-		atomic.StoreInt32(&m.running, mailboxIdle)
-		sys, user := atomic.LoadInt32(&m.sysN), atomic.LoadInt32(&m.userN)
-		if sys == 0 && (atomic.LoadInt32(&m.suspended) == 1 || user == 0) {
+		m.run(0)
+		if !m.settle() {
 			return
-		}
-		if !atomic.CompareAndSwapInt32(&m.running, mailboxIdle, mailboxRunning) {
-			return // a poster scheduled another run
 		}
 	}
 }
 
-func (m *mailbox) run() {
+// settle marks the mailbox idle after a run, and reports whether the
+// caller took it running again for a message posted after the run ended
+// and before idle was set (false: nothing to do, or a poster scheduled
+// another run).
+func (m *mailbox) settle() bool {
+	atomic.StoreInt32(&m.running, mailboxIdle)
+	sys, user := atomic.LoadInt32(&m.sysN), atomic.LoadInt32(&m.userN)
+	if sys == 0 && (atomic.LoadInt32(&m.suspended) == 1 || user == 0) {
+		return false
+	}
+	return atomic.CompareAndSwapInt32(&m.running, mailboxIdle, mailboxRunning)
+}
+
+// run handles messages, system ones first, until none is left or the
+// mailbox is suspended (false), or, with a budget, until budget messages
+// were handled (true: some may be left). Without one it yields the
+// processor every Throughput messages.
+func (m *mailbox) run(budget int) (spent bool) {
 	var msg any
 	defer func() {
 		if r := recover(); r != nil {
 			m.invoker.EscalateFailure(r, msg)
+			spent = false
 		}
 	}()
 	i, t := 0, m.dispatcher.Throughput()
 	for {
-		if i > t {
+		if budget > 0 && i == budget {
+			return true
+		}
+		if budget == 0 && i > t {
 			i = 0
 			runtime.Gosched()
 		}
@@ -144,13 +198,13 @@ func (m *mailbox) run() {
 			continue
 		}
 		if atomic.LoadInt32(&m.suspended) == 1 {
-			return
+			return false
 		}
 		m.mu.Lock()
 		msg = m.user.pop()
 		m.mu.Unlock()
 		if msg == nil {
-			return
+			return false
 		}
 		atomic.AddInt32(&m.userN, -1)
 		m.invoker.InvokeUserMessage(msg)

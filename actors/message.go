@@ -170,6 +170,9 @@ type connHandle struct {
 	// stores session before its move.
 	link    atomic.Int32
 	session *actor.PID
+	// aliases are the outbound topic aliases toward this connection (they
+	// live as long as it: 3.3.2.3.4); the session's alone.
+	aliases map[string]uint16
 }
 
 // connHandle.link states.
@@ -195,6 +198,7 @@ type attach struct {
 // attached tells the connection actor which session it feeds.
 type attached struct {
 	session *actor.PID
+	mb      *mailbox // the session's: see conn.toSession
 	present bool
 }
 

@@ -73,3 +73,32 @@ func TestPipeStopsBeforeAttached(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// restartCtx is the part of an actor.Context that a session's Started and
+// Restarting use.
+type restartCtx struct {
+	actor.Context
+	msg  any
+	self *actor.PID
+}
+
+func (c restartCtx) Message() any     { return c.msg }
+func (c restartCtx) Self() *actor.PID { return c.self }
+
+// TestSessionRestartKeepsMailbox: a restarted session instance takes over
+// the client id and the mailbox pointer it names to connections (see
+// conn.toSession); protoactor tells only the first instance, at spawn.
+func TestSessionRestartKeepsMailbox(t *testing.T) {
+	b, _ := testBroker(t, TestOptions())
+	mb := new(mailbox)
+	pid := actor.NewPID("local", "sessions/$restart-test")
+	old := newSession(b)().(*session)
+	old.setMailbox(mb)
+	old.clientID = "c1"
+	old.Receive(restartCtx{msg: &actor.Restarting{}, self: pid})
+	next := newSession(b)().(*session)
+	next.Receive(restartCtx{msg: &actor.Started{}, self: pid})
+	if next.mb != mb || next.clientID != "c1" {
+		t.Fatalf("restarted session: mailbox %p client %q, want %p %q", next.mb, next.clientID, mb, "c1")
+	}
+}

@@ -50,8 +50,10 @@ type session struct {
 	will                               *Message
 	willDelay                          time.Duration
 	willTimer, expiryTimer, retryTimer *time.Timer
-	backlog                            atomic.Int64      // see subEntry.backlog
-	aliases                            map[string]uint16 // outbound topic aliases of this connection
+	backlog                            atomic.Int64 // see subEntry.backlog
+	// mb is this session's mailbox, given to its connections (attached) so
+	// that a connection's reader can run the session directly (postLocal).
+	mb *mailbox
 
 	// Small fields together, so that the struct packs (256 bytes: idle
 	// sessions are one per connection).
@@ -77,16 +79,26 @@ func newSession(b *Broker) actor.Producer {
 	}
 }
 
+// sessionCarry is what a restarted session takes over from the instance it
+// replaces (see handoff): the mailbox stays with the actor across restarts.
+type sessionCarry struct {
+	clientID string
+	mb       *mailbox
+}
+
+// setMailbox implements mailboxOwner.
+func (s *session) setMailbox(m *mailbox) { s.mb = m }
+
 // Receive implements actor.Actor.
 func (s *session) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		s.self = ctx.Self()
-		if id, ok := s.b.restarts.take(s.self.Id).(string); ok {
-			s.clientID = id
+		if c, ok := s.b.restarts.take(s.self.Id).(sessionCarry); ok {
+			s.clientID, s.mb = c.clientID, c.mb
 		}
 	case *actor.Restarting:
-		s.b.restarts.put(ctx.Self().Id, s.clientID)
+		s.b.restarts.put(ctx.Self().Id, sessionCarry{s.clientID, s.mb})
 	case *attach:
 		s.attach(ctx, m)
 	case *inbound:
@@ -171,7 +183,6 @@ func (s *session) attach(ctx actor.Context, a *attach) {
 	s.expiry = a.expiry
 	s.conn = a.conn
 	s.writerFull = false
-	s.aliases = nil                    // topic aliases live as long as one connection (3.3.2.3.4)
 	a.connack.SessionPresent = present // [MQTT-3.2.2-2] [MQTT-3.2.2-3]
 	buf, err := a.connack.Append(nil, s.conn.version)
 	freeConnack(a.connack)
@@ -187,7 +198,7 @@ func (s *session) attach(ctx actor.Context, a *attach) {
 		// detaches from it, which ends or keeps the session as usual.
 		s.log().Debug("connack not sent", "reason", err)
 	}
-	ctx.Send(a.conn.pid, &attached{session: s.self, present: present})
+	ctx.Send(a.conn.pid, &attached{session: s.self, mb: s.mb, present: present})
 	// Everything in flight goes again, first, in order.
 	s.markResend()
 	s.pump(ctx)

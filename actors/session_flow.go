@@ -250,7 +250,7 @@ func (s *session) transmit(e *list.Element, om *outMsg, now time.Time) bool {
 		// Size: the message is discarded as if sent [MQTT-3.1.2-25].
 		s.b.stats.tooLarge.Add(1)
 		s.discard(e, om)
-		s.aliases = nil // an alias may have been assigned to a topic never sent
+		s.conn.aliases = nil // an alias may have been assigned to a topic never sent
 		return true
 	}
 	// The header is this subscriber's; the payload is shared by every
@@ -262,7 +262,7 @@ func (s *session) transmit(e *list.Element, om *outMsg, now time.Time) bool {
 		err = s.conn.out.Enqueue(head)
 	}
 	if err != nil {
-		s.aliases = nil // an alias may have been assigned to a topic never sent
+		s.conn.aliases = nil // an alias may have been assigned to a topic never sent
 		if s.b.opt.DisconnectSlow && errors.Is(err, transport.ErrQueueFull) {
 			// slow_client_policy = "disconnect": close with Quota exceeded;
 			// the session keeps its QoS 1/2 messages for the next connection.
@@ -381,16 +381,16 @@ func (s *session) publishHead(om *outMsg, now time.Time) ([]byte, error) {
 // [MQTT-3.3.2-11]; past that topics go in full.
 func (s *session) aliasedHead(om *outMsg, now time.Time) ([]byte, error) {
 	pub := s.encodePublish(om, now)
-	if a, ok := s.aliases[string(pub.Topic)]; ok {
+	if a, ok := s.conn.aliases[string(pub.Topic)]; ok {
 		pub.Topic = nil
 		pub.Props.TopicAlias = a
 		pub.Props.Set(protocol.PropTopicAlias)
-	} else if len(s.aliases) < int(s.conn.aliasMax) {
-		if s.aliases == nil {
-			s.aliases = map[string]uint16{}
+	} else if len(s.conn.aliases) < int(s.conn.aliasMax) {
+		if s.conn.aliases == nil {
+			s.conn.aliases = map[string]uint16{}
 		}
-		a := uint16(len(s.aliases) + 1)
-		s.aliases[string(pub.Topic)] = a
+		a := uint16(len(s.conn.aliases) + 1)
+		s.conn.aliases[string(pub.Topic)] = a
 		pub.Props.TopicAlias = a
 		pub.Props.Set(protocol.PropTopicAlias)
 	}
