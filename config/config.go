@@ -73,6 +73,12 @@ type Listener struct {
 	// MaxConnections caps the open connections on this listener; a
 	// connection past it is closed right after accept. 0 = unlimited.
 	MaxConnections int `toml:"max_connections"`
+	// TCPNoDelay sets TCP_NODELAY on accepted connections (tcp, tls, ws,
+	// wss): every write leaves at once, instead of waiting, by Nagle's
+	// algorithm, for the acknowledgement of the data before it. Nil (left
+	// out): DefaultTCPNoDelay; read it through NoDelay. quic runs over UDP
+	// and has no such option.
+	TCPNoDelay *bool `toml:"tcp_nodelay,omitempty"`
 
 	// Path is the HTTP path of the WebSocket endpoint (ws, wss only).
 	// Left out, DefaultWSPath.
@@ -98,6 +104,15 @@ type Listener struct {
 	// MinTLSVersion is the oldest TLS version accepted: "1.2" or "1.3"
 	// (tls, wss). QUIC always uses TLS 1.3. Left out, DefaultMinTLSVersion.
 	MinTLSVersion string `toml:"min_tls_version,omitempty"`
+}
+
+// NoDelay reports whether accepted connections get TCP_NODELAY
+// (TCPNoDelay, or DefaultTCPNoDelay when it is left out).
+func (l *Listener) NoDelay() bool {
+	if l.TCPNoDelay == nil {
+		return DefaultTCPNoDelay
+	}
+	return *l.TCPNoDelay
 }
 
 // Listener protocols. A known protocol may still be refused by Validate when

@@ -159,6 +159,8 @@ var errCases = []errCase{
 		[]string{`t.toml:2: mqtt.retain_available: must be true or false, got 1`}},
 	{"wrong type in second listener", "[[listener]]\nbind = \"127.0.0.1:1\"\n[[listener]]\nbind = \"127.0.0.1:2\"\nmax_connections = \"10\"\n",
 		[]string{`t.toml:5: listener[1].max_connections: must be an integer, got "10"`}},
+	{"wrong type tcp_nodelay", "[[listener]]\nbind = \"127.0.0.1:1\"\ntcp_nodelay = \"no\"\n",
+		[]string{`t.toml:3: listener[0].tcp_nodelay: must be true or false, got "no"`}},
 	{"wrong type in inline table", "mqtt = { connect_timeout = 5 }\n",
 		[]string{`t.toml:1: mqtt.connect_timeout: must be a duration string like "10s", got 5`}},
 	{"out of range", "\n[mqtt]\nmax_packet_size = 0\n",
@@ -438,6 +440,8 @@ func TestTLSRules(t *testing.T) {
 			[]string{`t.toml:8: listener[0].use_identity_as_username: must be one of cn, dn, san, or "" (off); got "email"`}},
 		{"bad tls version", head + "min_tls_version = \"1.0\"\n",
 			[]string{`t.toml:6: listener[0].min_tls_version: must be one of 1.2, 1.3; got "1.0"`}},
+		{"tcp_nodelay on quic", "[[listener]]\nprotocol = \"quic\"\nbind = \"127.0.0.1:14567\"\ncert_file = \"c\"\nkey_file = \"k\"\ntcp_nodelay = false\n",
+			[]string{`t.toml:6: listener[0].tcp_nodelay: is only used by tcp, tls, ws and wss listeners, not "quic"`}},
 		{"tls 1.2 on quic", "[[listener]]\nprotocol = \"quic\"\nbind = \"127.0.0.1:14567\"\ncert_file = \"c\"\nkey_file = \"k\"\nmin_tls_version = \"1.2\"\n",
 			[]string{`t.toml:6: listener[0].min_tls_version: QUIC always uses TLS 1.3`}},
 	} {
@@ -593,5 +597,22 @@ func TestProtocolNotServed(t *testing.T) {
 	want := `t.toml:2: listener[0].protocol: "tls" is not served by this build yet`
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %s", err, want)
+	}
+}
+
+// TestTCPNoDelay: tcp_nodelay is true when left out (in a file, and in a
+// Listener built in Go), and false when written so.
+func TestTCPNoDelay(t *testing.T) {
+	c, err := Parse("t.toml", []byte("[[listener]]\nbind = \"127.0.0.1:1\"\n[[listener]]\nbind = \"127.0.0.1:2\"\ntcp_nodelay = false\n[[listener]]\nbind = \"127.0.0.1:3\"\ntcp_nodelay = true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []bool{true, false, true} {
+		if got := c.Listeners[i].NoDelay(); got != want {
+			t.Errorf("listener[%d].NoDelay() = %v, want %v", i, got, want)
+		}
+	}
+	if !(&Listener{}).NoDelay() || !Default().Listeners[0].NoDelay() {
+		t.Error("a listener that leaves tcp_nodelay out must have TCP_NODELAY")
 	}
 }

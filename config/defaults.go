@@ -24,6 +24,7 @@ const (
 
 	DefaultWSPath        = "/mqtt" // Listener.Path of a ws/wss listener
 	DefaultMinTLSVersion = "1.2"   // Listener.MinTLSVersion of a tls/wss listener
+	DefaultTCPNoDelay    = true    // Listener.TCPNoDelay of a tcp/tls/ws/wss listener
 
 	DefaultMaxPacketSize     Size     = 1 << 20 // 1 MiB
 	DefaultConnectPacketMax  Size     = 64 << 10

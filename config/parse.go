@@ -356,6 +356,9 @@ func editDistance(a, b string) int {
 
 // describeType names what a key of Go type t must be written as.
 func describeType(t reflect.Type) string {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem() // an optional key (nil when left out)
+	}
 	switch t {
 	case durationType:
 		return `a duration string like "10s"`

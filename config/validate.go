@@ -111,6 +111,10 @@ func (c *Config) validateListeners(v *checker) {
 			v.add(key("max_connections"), "must be 0 (unlimited) or more, got %d", l.MaxConnections)
 		}
 
+		if l.Protocol == ProtocolQUIC && l.TCPNoDelay != nil {
+			v.add(key("tcp_nodelay"), "is only used by tcp, tls, ws and wss listeners, not %q (QUIC runs over UDP)", l.Protocol)
+		}
+
 		if l.WebSocket() {
 			if !strings.HasPrefix(l.Path, "/") {
 				v.add(key("path"), "must start with \"/\", got %q", l.Path)

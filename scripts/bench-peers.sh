@@ -5,6 +5,12 @@
 # on the same machine. Both brokers get raised queue and inflight limits so
 # that neither drops (mosquitto: max_queued_messages, max_inflight_messages).
 #
+# Both send without Nagle's algorithm (TCP_NODELAY): nanoactor's default
+# (tcp_nodelay = true), and mosquitto's set_tcp_nodelay true. Mosquitto's
+# own default leaves Nagle on, which holds small writes back for an ACK:
+# fewer segments and less CPU, more latency. NAGLE=1 runs both that way
+# instead (mosquitto's default, nanoactor's tcp_nodelay = false).
+#
 #   ROUNDS=3 DUR=5 scripts/bench-peers.sh      (just bench-peers)
 #
 # NANOACTOR=path runs a prebuilt binary instead of building this tree (to
@@ -56,15 +62,23 @@ max_queued_bytes 0
 max_inflight_messages 0
 log_type error
 CONF
+if [[ -z ${NAGLE:-} ]]; then
+	echo "set_tcp_nodelay true" >>"$work/mosquitto.conf"
+	nodelay=true
+else
+	nodelay=false
+fi
 cat >"$work/nanoactor.toml" <<CONF
 [log]
 level = "warn"
 [[listener]]
 protocol = "tcp"
 bind = "127.0.0.1:$N"
+tcp_nodelay = $nodelay
 [[listener]]
 protocol = "tls"
 bind = "127.0.0.1:$NT"
+tcp_nodelay = $nodelay
 cert_file = "$work/server.pem"
 key_file = "$work/server.key"
 [mqtt]
@@ -140,3 +154,4 @@ for sc in "${scenarios[@]}"; do
 	fi
 done
 echo "(ratio: nanoactor/mosquitto for rates, mosquitto/nanoactor for p99; higher is better for nanoactor)"
+echo "(TCP_NODELAY: $nodelay on both brokers$([[ $nodelay == true ]] && echo '; NAGLE=1 for Nagle on both'))"

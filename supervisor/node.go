@@ -166,6 +166,12 @@ func listen(lc config.Listener, handshake time.Duration) (boundListener, error) 
 	if err != nil {
 		return bl, err
 	}
+	if lc.Protocol != config.ProtocolQUIC {
+		if err := transport.SetNoDelay(bl.l, lc.NoDelay()); err != nil {
+			_ = bl.l.Close()
+			return bl, err
+		}
+	}
 	bl.addr = bl.l.Addr()
 	return bl, nil
 }

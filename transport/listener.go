@@ -39,8 +39,9 @@ const (
 )
 
 // ListenTCP listens on bind ("host:port"; ":1883"; "127.0.0.1:0"). Accepted
-// connections have TCP_NODELAY set (Go's default) and keepalive configured
-// with TCPKeepAliveIdle, TCPKeepAliveInterval and TCPKeepAliveCount.
+// connections have TCP_NODELAY set (Go's default; see SetNoDelay) and
+// keepalive configured with TCPKeepAliveIdle, TCPKeepAliveInterval and
+// TCPKeepAliveCount.
 func ListenTCP(bind string) (Listener, error) {
 	lc := net.ListenConfig{KeepAliveConfig: net.KeepAliveConfig{
 		Enable:   true,
@@ -52,7 +53,47 @@ func ListenTCP(bind string) (Listener, error) {
 	if err != nil {
 		return nil, err // a *net.OpError already names the operation and address
 	}
-	return ln.(*net.TCPListener), nil
+	return &tcpListener{TCPListener: ln.(*net.TCPListener)}, nil
+}
+
+// tcpListener is ListenTCP's Listener, and the socket under the TLS and
+// WebSocket listeners.
+type tcpListener struct {
+	*net.TCPListener
+	nagle atomic.Bool // clear TCP_NODELAY on accepted connections: SetNoDelay(l, false)
+}
+
+// Accept implements net.Listener.
+func (l *tcpListener) Accept() (net.Conn, error) {
+	c, err := l.AcceptTCP()
+	if err != nil {
+		return nil, err
+	}
+	if l.nagle.Load() {
+		// An error means the connection is dead already; its first read
+		// says so.
+		_ = c.SetNoDelay(false)
+	}
+	return c, nil
+}
+
+// SetNoDelay sets whether connections that l (a TCP, TLS or WebSocket
+// listener of this package) accepts from now on have TCP_NODELAY. With it
+// (the default, as in Go and EMQX) every write is sent at once; without it
+// (Mosquitto's default) Nagle's algorithm holds a small write back until the
+// data before it is acknowledged, so fewer, fuller segments go out, at the
+// cost of latency. QUIC has no such option: an error.
+func SetNoDelay(l Listener, on bool) error {
+	switch x := l.(type) {
+	case *tcpListener:
+		x.nagle.Store(!on)
+		return nil
+	case *tlsListener:
+		return SetNoDelay(x.tcp, on)
+	case *wsListener:
+		return SetNoDelay(x.tcp, on)
+	}
+	return fmt.Errorf("transport: %T has no TCP_NODELAY", l)
 }
 
 // Server is an accept loop with a connection limit shared by every listener

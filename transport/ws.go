@@ -52,6 +52,7 @@ const (
 // exit when their request is done or the connection is hijacked by the
 // upgrade (ServeHTTP runs on them; Close waits for every ServeHTTP).
 type wsListener struct {
+	tcp     Listener // the socket, for SetNoDelay
 	addr    net.Addr
 	path    string
 	timeout time.Duration
@@ -127,6 +128,7 @@ func listenWS(bind, path string, tlsConf *tls.Config, handshakeTimeout time.Dura
 		ln = tls.NewListener(tcp, conf)
 	}
 	l := &wsListener{
+		tcp:     tcp,
 		addr:    tcp.Addr(),
 		path:    path,
 		timeout: orDefault(handshakeTimeout),
