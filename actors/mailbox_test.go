@@ -225,6 +225,7 @@ func TestMailboxPostLocalBudget(t *testing.T) {
 	var handled atomic.Int32
 	var order []int
 	done := make(chan struct{})
+	release := make(chan struct{}) // holds the first message past the budget
 	var a *localActor
 	a = &localActor{onMsg: func(_ actor.Context, m any) {
 		n := m.(int)
@@ -232,6 +233,9 @@ func TestMailboxPostLocalBudget(t *testing.T) {
 			for i := 1; i <= more; i++ {
 				a.mb.PostUserMessage(i) // queued: the mailbox is running
 			}
+		}
+		if n == inlineBudget {
+			<-release // on the dispatcher's goroutine: postLocal has returned
 		}
 		order = append(order, n)
 		if handled.Add(1) == more+1 {
@@ -243,6 +247,7 @@ func TestMailboxPostLocalBudget(t *testing.T) {
 	if n := handled.Load(); n != inlineBudget {
 		t.Fatalf("postLocal handled %d before returning, want %d (its budget)", n, inlineBudget)
 	}
+	close(release)
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
