@@ -163,6 +163,12 @@ func (c *conn) Receive(ctx actor.Context) {
 	case *attached:
 		c.attached(ctx, m)
 	case *kick:
+		if c.sendPathFailed(ctx) {
+			// The writer failed first; the client, seeing its socket
+			// close, may have reconnected and taken its session over
+			// before our reader reported the failure.
+			return
+		}
 		c.fail(ctx, m.reason, errors.New(m.why), m.reason != protocol.ReasonSessionTakenOver)
 	case watchdogTick:
 		c.watchdog(ctx)
@@ -464,16 +470,12 @@ func (c *conn) readFailed(ctx actor.Context, m *readFailed) {
 		c.connectFailed(ctx, m.level, m.err)
 		return
 	}
+	if c.sendPathFailed(ctx) {
+		return
+	}
 	if oe := c.out.Err(); oe != nil {
-		// The writer closed the socket first (write timeout, write error,
-		// an invalid buffer, a panic, a stall): that is the reason, not the
-		// read error it caused. A failure of the send path is a supervision
-		// event of the pipe.
-		switch oe.Reason {
-		case transport.ReasonWriteError, transport.ReasonWriteTimeout, transport.ReasonPanic,
-			transport.ReasonInvalidBuffer, transport.ReasonStalled:
-			c.supervised(oe.Reason.String(), oe)
-		}
+		// The socket was closed for another recorded reason first: that
+		// is the reason, not the read error it caused.
 		c.close(ctx, oe.Reason.String(), oe, true)
 		return
 	}
@@ -492,6 +494,29 @@ func (c *conn) readFailed(ctx actor.Context, m *readFailed) {
 		return
 	}
 	c.fail(ctx, rc, m.err, true)
+}
+
+// sendPathFailed closes the connection, with one supervision line, when
+// its writer has failed (write timeout, write error, an invalid buffer, a
+// panic, a stall): that is the reason the pipe ends, whatever message made
+// the actor look (the read error the closed socket caused, or a takeover
+// by the client's next connection).
+func (c *conn) sendPathFailed(ctx actor.Context) bool {
+	if c.closed {
+		return false
+	}
+	oe := c.out.Err()
+	if oe == nil {
+		return false
+	}
+	switch oe.Reason {
+	case transport.ReasonWriteError, transport.ReasonWriteTimeout, transport.ReasonPanic,
+		transport.ReasonInvalidBuffer, transport.ReasonStalled:
+		c.supervised(oe.Reason.String(), oe)
+		c.close(ctx, oe.Reason.String(), oe, true)
+		return true
+	}
+	return false
 }
 
 // fail closes the connection for a protocol reason: v5 gets DISCONNECT with
