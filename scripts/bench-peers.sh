@@ -13,6 +13,10 @@
 #
 #   ROUNDS=3 DUR=5 scripts/bench-peers.sh      (just bench-peers)
 #
+# mochi-mqtt (a Go broker) runs as a third peer when scripts/mochi-peer
+# builds (its own module: the Go module proxy must be reachable once);
+# MOCHI=0 leaves it out. It always sends with TCP_NODELAY (Go's default).
+#
 # NANOACTOR=path runs a prebuilt binary instead of building this tree (to
 # compare two builds under the same load); ONLY=regex keeps the scenarios
 # whose name matches (ONLY=p99 for the latency row alone).
@@ -35,6 +39,16 @@ else
 	NA="$work/nanoactor"
 fi
 
+MOCHI_BIN=""
+if [[ ${MOCHI:-1} != 0 ]]; then
+	if (cd scripts/mochi-peer && go build -o "$work/mochi-peer" .) 2>"$work/mochi-build.log"; then
+		MOCHI_BIN="$work/mochi-peer"
+	else
+		echo "mochi-peer did not build (see below); running without it" >&2
+		tail -3 "$work/mochi-build.log" >&2
+	fi
+fi
+
 # A throwaway CA and server certificate for the TLS scenario.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=bench-ca \
 	-keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
@@ -49,7 +63,7 @@ openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key
 chmod 755 "$work"
 chmod 644 "$work"/*.pem "$work"/*.key
 
-M=21883 MT=21884 N=22883 NT=22884
+M=21883 MT=21884 N=22883 NT=22884 X=23883 XT=23884
 cat >"$work/mosquitto.conf" <<CONF
 listener $M 127.0.0.1
 listener $MT 127.0.0.1
@@ -91,11 +105,17 @@ interval = "0s"
 CONF
 "$MOSQ" -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
 "$NA" start --config "$work/nanoactor.toml" 2>"$work/nanoactor.log" &
+ports="$M $N"
+if [[ -n $MOCHI_BIN ]]; then
+	"$MOCHI_BIN" -addr "127.0.0.1:$X" -tls "127.0.0.1:$XT" -cert "$work/server.pem" -key "$work/server.key" \
+		2>"$work/mochi.log" &
+	ports="$ports $X"
+fi
 sleep 1
-for p in $M $N; do
+for p in $ports; do
 	if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 		echo "broker on port $p did not start:" >&2
-		cat "$work/mosquitto.log" "$work/nanoactor.log" >&2
+		cat "$work/mosquitto.log" "$work/nanoactor.log" "$work/mochi.log" >&2 2>/dev/null || true
 		exit 1
 	fi
 done
@@ -132,26 +152,44 @@ todur() { # 1.5ms / 800µs / 1.2s -> microseconds
 	awk '{v=$1; if (v ~ /ms$/) {sub(/ms/,"",v); print v*1000} else if (v ~ /µs$/) {sub(/µs/,"",v); print v+0} else if (v ~ /s$/) {sub(/s/,"",v); print v*1000000} else print 0}' <<<"$1"
 }
 
-printf '%-22s %14s %14s %8s  %s\n' scenario mosquitto nanoactor ratio "lost/dup/ooo (mosq | nano)"
+# ratio A B KIND: how many times better nanoactor (B) is than A.
+ratio() {
+	awk -v a="$1" -v b="$2" -v k="$3" 'BEGIN {
+		if (k == "p99") { if (b > 0) printf "%.2f", a / b; else print "-" }
+		else { if (a > 0) printf "%.2f", b / a; else print "-" } }'
+}
+# cell VALUE KIND
+cell() { if [[ $2 == p99 ]]; then printf '%10sµs' "$1"; else printf '%10.0f/s' "$1"; fi; }
+
+if [[ -n $MOCHI_BIN ]]; then
+	printf '%-20s %12s %12s %12s %6s %6s  %s\n' scenario mosquitto mochi nanoactor vs-mq vs-mo "lost/dup/ooo (mosq | mochi | nano)"
+else
+	printf '%-20s %12s %12s %6s  %s\n' scenario mosquitto nanoactor ratio "lost/dup/ooo (mosq | nano)"
+fi
 for sc in "${scenarios[@]}"; do
 	IFS='|' read -r name flags kind <<<"$sc"
 	[[ -z ${ONLY:-} || $name =~ $ONLY ]] || continue
-	ms=() ns=() mq="" nq=""
+	ms=() ns=() xs=() mq="" nq="" xq=""
 	for ((r = 0; r < ROUNDS; r++)); do
 		read -r mr mp ml1 ml2 ml3 <<<"$(run $M $MT "$flags")"
+		if [[ -n $MOCHI_BIN ]]; then
+			read -r xr xp xl1 xl2 xl3 <<<"$(run $X $XT "$flags")"
+			if [[ $kind == p99 ]]; then xs+=("$(todur "$xp")"); else xs+=("$xr"); fi
+			xq+="$xl1/$xl2/$xl3 "
+		fi
 		read -r nr np nl1 nl2 nl3 <<<"$(run $N $NT "$flags")"
 		if [[ $kind == p99 ]]; then ms+=("$(todur "$mp")") ns+=("$(todur "$np")"); else ms+=("$mr") ns+=("$nr"); fi
 		mq+="$ml1/$ml2/$ml3 " nq+="$nl1/$nl2/$nl3 "
 	done
 	m=$(printf '%s\n' "${ms[@]}" | median)
 	n=$(printf '%s\n' "${ns[@]}" | median)
-	if [[ $kind == p99 ]]; then
-		ratio=$(awk -v m="$m" -v n="$n" 'BEGIN { if (n > 0) printf "%.2f", m / n; else print "-" }')
-		printf '%-22s %12sµs %12sµs %8s  %s| %s\n' "$name" "$m" "$n" "$ratio" "$mq" "$nq"
+	if [[ -n $MOCHI_BIN ]]; then
+		x=$(printf '%s\n' "${xs[@]}" | median)
+		printf '%-20s %s %s %s %6s %6s  %s| %s| %s\n' "$name" "$(cell "$m" "$kind")" "$(cell "$x" "$kind")" "$(cell "$n" "$kind")" \
+			"$(ratio "$m" "$n" "$kind")" "$(ratio "$x" "$n" "$kind")" "$mq" "$xq" "$nq"
 	else
-		ratio=$(awk -v m="$m" -v n="$n" 'BEGIN { if (m > 0) printf "%.2f", n / m; else print "-" }')
-		printf '%-22s %10.0f/s %10.0f/s %8s  %s| %s\n' "$name" "$m" "$n" "$ratio" "$mq" "$nq"
+		printf '%-20s %s %s %6s  %s| %s\n' "$name" "$(cell "$m" "$kind")" "$(cell "$n" "$kind")" "$(ratio "$m" "$n" "$kind")" "$mq" "$nq"
 	fi
 done
-echo "(ratio: nanoactor/mosquitto for rates, mosquitto/nanoactor for p99; higher is better for nanoactor)"
-echo "(TCP_NODELAY: $nodelay on both brokers$([[ $nodelay == true ]] && echo '; NAGLE=1 for Nagle on both'))"
+echo "(ratio: nanoactor/peer for rates, peer/nanoactor for p99; higher is better for nanoactor)"
+echo "(TCP_NODELAY: $nodelay on mosquitto and nanoactor$([[ $nodelay == true ]] && echo '; NAGLE=1 for Nagle on both')$([[ -n $MOCHI_BIN ]] && echo '; mochi-mqtt: always true'))"
