@@ -154,20 +154,7 @@ func TestInlineOrderMixed(t *testing.T) {
 			time.Sleep(time.Duration(rng.IntN(300)) * time.Microsecond) // a pause: the next write may go inline
 		}
 	})
-	if err := o.CloseAfter(ReasonClosed, nil); err != nil {
-		t.Fatal(err)
-	}
-	waitDone(t, o, 20*time.Second)
-	if o.Reason() != ReasonClosed {
-		t.Fatalf("reason = %v (%v)", o.Reason(), o.Err())
-	}
-	var stream []byte
-	select {
-	case stream = <-got:
-	case <-time.After(20 * time.Second):
-		t.Fatal("reader did not reach EOF")
-	}
-	checkRecords(t, stream, producers, perProd)
+	drainAndCheckRecords(t, o, got, producers, perProd, 20*time.Second)
 	st := o.Stats()
 	if st.BytesWritten != st.BytesQueued {
 		t.Errorf("stats %+v: not every queued byte written", st)

@@ -220,21 +220,7 @@ func TestOrderAcrossBatchesTCP(t *testing.T) {
 
 	got := readAllAsync(cli)
 	produceRecords(t, o, producers, perProd, tr.Accepted, nil)
-	if err := o.CloseAfter(ReasonClosed, nil); err != nil {
-		t.Fatal(err)
-	}
-	waitDone(t, o, 10*time.Second)
-	if got := o.Reason(); got != ReasonClosed {
-		t.Fatalf("reason = %v (%v)", got, o.Err())
-	}
-
-	var stream []byte
-	select {
-	case stream = <-got:
-	case <-time.After(10 * time.Second):
-		t.Fatal("reader did not reach EOF")
-	}
-	checkRecords(t, stream, producers, perProd)
+	drainAndCheckRecords(t, o, got, producers, perProd, 10*time.Second)
 	st := o.Stats()
 	if st.Buffers != total || st.BytesWritten != st.BytesQueued {
 		t.Errorf("stats %+v: want %d buffers and all queued bytes written", st, total)
@@ -305,6 +291,27 @@ func produceRecords(t *testing.T, o *Outbound, producers, perProd int, accepted 
 // checkRecords parses a stream of makeRecord records from producers
 // producers: every record intact, each producer's perProd records in
 // order, and every batch contiguous.
+// drainAndCheckRecords closes o after a flush of what produceRecords
+// queued, waits up to d for the end (reason ReasonClosed) and for the
+// reader's stream (got: the peer's bytes to EOF), and checks the records.
+func drainAndCheckRecords(t *testing.T, o *Outbound, got <-chan []byte, producers, perProd int, d time.Duration) {
+	t.Helper()
+	if err := o.CloseAfter(ReasonClosed, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, o, d)
+	if r := o.Reason(); r != ReasonClosed {
+		t.Fatalf("reason = %v (%v)", r, o.Err())
+	}
+	var stream []byte
+	select {
+	case stream = <-got:
+	case <-time.After(d):
+		t.Fatal("reader did not reach EOF")
+	}
+	checkRecords(t, stream, producers, perProd)
+}
+
 func checkRecords(t *testing.T, stream []byte, producers, perProd int) {
 	t.Helper()
 	next := make([]int, producers)
